@@ -1,0 +1,1 @@
+"""Lina-Speech: gated-linear-attention text-to-speech with initial-state voice cloning."""

@@ -1,0 +1,1 @@
+"""Scan primitives (``lrnn.core.scan``) and the sequence mixers built on them. No Lightning here."""

@@ -1,0 +1,8 @@
+"""Scan primitives: linear recurrences computed in parallel over time.
+
+Every op takes ``initial_state=``, ``output_final_state=`` and ``reverse=`` and returns ``(output, final_state)``.
+"""
+
+from .linear import linear_scan, linear_scan_step
+
+__all__ = ["linear_scan", "linear_scan_step"]

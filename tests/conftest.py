@@ -1,0 +1,37 @@
+"""Test-wide setup.
+
+* ``TRITON_INTERPRET=1`` is set before anything imports Triton when no GPU is present, so the Triton
+  kernels run (slowly, at small sizes) on the CPU.
+* Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
+  line says how many were skipped and why.
+"""
+
+import os
+
+import pytest
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    # Must happen before any lrnn module defines a @triton.jit kernel.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = os.environ.get("LRNN_RUN_SLOW") == "1"
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (run on the H100 through the device tool)")
+    skip_slow = pytest.mark.skip(reason="slow; set LRNN_RUN_SLOW=1 to run")
+    for item in items:
+        if "gpu" in item.keywords and not HAS_CUDA:
+            item.add_marker(skip_gpu)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not HAS_CUDA:
+        skipped = len(terminalreporter.stats.get("skipped", []))
+        terminalreporter.write_line(
+            f"lrnn: no CUDA device here; GPU tests skipped, Triton kernels ran under TRITON_INTERPRET=1 "
+            f"({skipped} tests skipped in all)"
+        )

@@ -1,0 +1,1 @@
+"""Time-series heads: sequence classification, dynamical-systems reconstruction, forecasting."""
