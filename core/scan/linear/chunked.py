@@ -54,7 +54,7 @@ def linear_scan_chunked_fwd(
     Returns ``h [B, T, D]`` in ``x``'s dtype and the final state ``[B, D]`` in the accumulation dtype.
     """
     acc = accumulation_dtype(x.dtype)
-    a_acc, x_acc = a.to(acc), x.to(acc)
+    a_acc, x_acc = a.to(acc), x.to(acc, copy=True)
     if reverse:
         a_acc, x_acc = a_acc.flip(1), x_acc.flip(1)
     if initial_state is not None:

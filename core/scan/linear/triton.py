@@ -144,7 +144,10 @@ def _linear_scan_bwd_kernel(
             gr = tl.load(dh_ptr + offs, mask=mask, other=0.0).to(ACC)
             gi = tl.load(dh_ptr + offs + 1, mask=mask, other=0.0).to(ACC)
             cr, ci, gr, gi = tl.associative_scan((cr, ci, gr, gi), 0, _combine_complex, reverse=not REVERSE)
-            gr, gi = gr + cr * carry_r[None, :] - ci * carry_i[None, :], gi + cr * carry_i[None, :] + ci * carry_r[None, :]
+            gr, gi = (
+                gr + cr * carry_r[None, :] - ci * carry_i[None, :],
+                gi + cr * carry_i[None, :] + ci * carry_r[None, :],
+            )
             pr = tl.load(h_ptr + offs_prev, mask=mask_prev, other=0.0).to(ACC)
             pi = tl.load(h_ptr + offs_prev + 1, mask=mask_prev, other=0.0).to(ACC)
             pr = tl.where(at_start, h0_r[None, :], pr)

@@ -1,0 +1,198 @@
+"""Benchmark ``linear_scan`` on CUDA against the memory floor and fla's HGRN scans, in one run.
+
+For each shape and dtype it prints milliseconds, achieved bandwidth and the fraction of the floor, where the
+floor is the fewest bytes the op must move (forward: read ``a`` and ``x``, write ``h``; backward: read ``a``,
+``h`` and ``dh``, write ``da`` and ``dx``) over the device-to-device copy bandwidth measured in the same run.
+If ``fla`` imports, ``chunk_hgrn`` and ``fused_recurrent_hgrn`` (``h_t = exp(g_t) h_{t-1} + x_t``) run on the
+same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
+
+    lrnn bench scan                 # the standard shapes
+    lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
+"""
+
+import argparse
+import itertools
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+SHAPES = [
+    ((8, 4096, 4096), torch.float32),
+    ((8, 4096, 4096), torch.bfloat16),
+    ((8, 16384, 1536), torch.float32),
+    ((8, 16384, 1536), torch.bfloat16),
+]
+SWEEP = [{"BT": bt, "BD": bd, "num_warps": w} for bt, bd, w in itertools.product((16, 32, 64), (32, 64, 128), (4, 8))]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_ms(fn) -> float:
+    """Median time of ``fn`` in milliseconds over repeated CUDA-event-timed runs after warm-up."""
+    import triton.testing
+
+    return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+def copy_bandwidth(device: torch.device) -> float:
+    """Device-to-device copy bandwidth in bytes/s, counting bytes read plus bytes written (2 GiB buffers)."""
+    src = torch.randn(2**29, device=device)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * src.element_size() / (median_ms(lambda: dst.copy_(src)) * 1e-3)
+
+
+def scan_inputs(shape, dtype, device):
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = (0.5 + 0.5 * torch.rand(shape, device=device, generator=gen)).to(dtype)
+    x = torch.randn(shape, device=device, generator=gen).to(dtype)
+    dh = torch.randn(shape, device=device, generator=gen).to(dtype)
+    return a, x, dh
+
+
+def floor_bytes(shape, dtype) -> dict[str, int]:
+    elements, size = shape[0] * shape[1] * shape[2], torch.tensor([], dtype=dtype).element_size()
+    return {"fwd": 3 * elements * size, "bwd": 5 * elements * size, "fwd+bwd": 8 * elements * size}
+
+
+def time_ours(a, x, dh) -> dict[str, float]:
+    from lrnn.core.scan import linear_scan
+    from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
+
+    h, _ = linear_scan_triton_fwd(a, x, None, False)
+    a_leaf, x_leaf = a.detach().requires_grad_(), x.detach().requires_grad_()
+
+    def fwd_bwd():
+        out, _ = linear_scan(a_leaf, x_leaf)
+        torch.autograd.grad(out, (a_leaf, x_leaf), dh)
+
+    return {
+        "fwd": median_ms(lambda: linear_scan(a, x)),
+        "bwd": median_ms(lambda: linear_scan_triton_bwd(a, h, None, dh, None, False)),
+        "fwd+bwd": median_ms(fwd_bwd),
+    }
+
+
+def time_fla(a, x, dh) -> dict[str, float]:
+    """fla's chunk_hgrn and fused_recurrent_hgrn on the same recurrence (gate passed as ``log a``)."""
+    try:
+        from fla.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
+    except ImportError:
+        return {}
+    g = a.float().log().to(a.dtype)
+    times = {}
+    for name, op in (("fla_chunk_hgrn", chunk_hgrn), ("fla_fused_recurrent_hgrn", fused_recurrent_hgrn)):
+        if not fla_runs(op, x, g):
+            continue
+        g_leaf, x_leaf = g.detach().requires_grad_(), x.detach().requires_grad_()
+
+        def fwd_bwd(op=op, g_leaf=g_leaf, x_leaf=x_leaf):
+            out, _ = op(x_leaf, g_leaf)
+            torch.autograd.grad(out, (x_leaf, g_leaf), dh)
+
+        times[f"{name}_fwd"] = median_ms(lambda op=op: op(x, g))
+        times[f"{name}_fwd+bwd"] = median_ms(fwd_bwd)
+    return times
+
+
+def fla_runs(op, x, g) -> bool:
+    """Whether an fla op runs here (some of its kernels are refused on Hopper with recent Triton)."""
+    try:
+        op(x[:, :256], g[:, :256])
+        return True
+    except Exception as error:  # noqa: BLE001 - any failure of the peer is reported, not fatal
+        print(f"fla {op.__name__} does not run here: {type(error).__name__}: {error}")
+        return False
+
+
+def sweep_configs(a, x, dh) -> list[dict]:
+    """Kernel times of every tile configuration in ``SWEEP``, forward and backward."""
+    from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
+
+    h, _ = linear_scan_triton_fwd(a, x, None, False)
+    rows = []
+    for cfg in SWEEP:
+        fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
+        bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
+        rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="lrnn bench scan", description=__doc__.split("\n")[0])
+    parser.add_argument("--sweep", action="store_true", help="also time the Triton kernels' tile configurations")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("lrnn bench scan needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
+    import triton
+
+    device = torch.device("cuda")
+    gpu = torch.cuda.get_device_name(device)
+    bandwidth = copy_bandwidth(device)
+    report = {
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+        "copy_bandwidth_TBps": bandwidth / 1e12,
+        "results": [],
+        "sweep": [],
+    }
+    print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s (read + write)")
+    for shape, dtype in SHAPES:
+        a, x, dh = scan_inputs(shape, dtype, device)
+        ours, peer, floors = time_ours(a, x, dh), time_fla(a, x, dh), floor_bytes(shape, dtype)
+        for mode, ms in ours.items():
+            floor_ms = floors[mode] / bandwidth * 1e3
+            row = {
+                "shape": list(shape),
+                "dtype": str(dtype).removeprefix("torch."),
+                "mode": mode,
+                "ms": ms,
+                "floor_ms": floor_ms,
+                "TBps": floors[mode] / (ms * 1e-3) / 1e12,
+                "fraction_of_floor": floor_ms / ms,
+            }
+            for name in ("fla_chunk_hgrn", "fla_fused_recurrent_hgrn"):
+                if f"{name}_{mode}" in peer:
+                    row[f"{name}_ms"] = peer[f"{name}_{mode}"]
+                    row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
+            report["results"].append(row)
+        if args.sweep:
+            for row in sweep_configs(a, x, dh):
+                report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
+        del a, x, dh
+        torch.cuda.empty_cache()
+
+    out = args.out or RESULTS / f"scan_{gpu.replace(' ', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"wrote {out}")
+    return report
+
+
+def print_table(report: dict) -> None:
+    columns = f"{'shape':>16} {'dtype':>8} {'mode':>8} {'ms':>8} {'floor':>8} {'TB/s':>6} {'%floor':>7}"
+    print(f"{columns} {'fla chunk':>10} {'x':>6}")
+    for r in report["results"]:
+        fla = r.get("fla_chunk_hgrn_ms")
+        fla_cols = f"{fla:10.3f} {r['speedup_vs_fla_chunk_hgrn']:6.2f}" if fla else f"{'-':>10} {'-':>6}"
+        shape = "x".join(map(str, r["shape"]))
+        print(
+            f"{shape:>16} {r['dtype']:>8} {r['mode']:>8} {r['ms']:8.3f} {r['floor_ms']:8.3f} "
+            f"{r['TBps']:6.2f} {100 * r['fraction_of_floor']:6.1f}% {fla_cols}"
+        )
+    if report["sweep"]:
+        print("best tile configurations (kernel only):")
+        for (shape, dtype), rows in itertools.groupby(report["sweep"], key=lambda r: (tuple(r["shape"]), r["dtype"])):
+            rows = list(rows)
+            for mode in ("fwd_ms", "bwd_ms"):
+                best = sorted(rows, key=lambda r: r[mode])[:3]
+                summary = ", ".join(f"BT{r['BT']}/BD{r['BD']}/w{r['num_warps']} {r[mode]:.3f}" for r in best)
+                print(f"  {'x'.join(map(str, shape))} {dtype} {mode[:3]}: {summary}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""linear_scan: every face against the sequential float64 reference, gradients and states included."""
+
+import itertools
+
+import pytest
+import torch
+from lrnn.core.scan import linear_scan, linear_scan_step
+from lrnn.core.scan.backend import accumulation_dtype
+from lrnn.core.scan.linear import chunked, linear_scan_reference
+from lrnn.core.scan.linear import triton as triton_face
+from scan_testing import gates, randn, relative_error, scalar_loss
+
+ON_GPU = torch.cuda.is_available()
+TOLERANCE = {torch.float32: 2e-5, torch.complex64: 2e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2,
+             torch.float16: 3e-3}  # fmt: skip
+
+
+def check_against_reference(backend, device, monkeypatch, *, dtype, shape, strength, reverse, with_h0, seed):
+    """Forward, final state and the gradients of a, x and the initial state, against the float64 loop."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
+    gen = torch.Generator().manual_seed(seed)
+    a = gates(shape, strength, dtype, gen)
+    x = randn(shape, dtype, gen)
+    h0 = randn(shape[:1] + shape[2:], accumulation_dtype(dtype), gen) if with_h0 else None
+    grad_h, grad_final = randn(shape, dtype, gen), randn(shape[:1] + shape[2:], dtype, gen)
+
+    leaves = [t.to(device).requires_grad_() for t in (a, x)] + ([h0.to(device).requires_grad_()] if with_h0 else [])
+    h, final = linear_scan(*leaves[:2], leaves[2] if with_h0 else None, output_final_state=True, reverse=reverse)
+    grads = torch.autograd.grad(scalar_loss(h, final, grad_h.to(device), grad_final.to(device)), leaves)
+
+    high = torch.complex128 if dtype.is_complex else torch.float64
+    ref_leaves = [t.to(high).requires_grad_() for t in (a, x)] + ([h0.to(high).requires_grad_()] if with_h0 else [])
+    h_ref, final_ref = linear_scan_reference(
+        *ref_leaves[:2], ref_leaves[2] if with_h0 else None, output_final_state=True, reverse=reverse
+    )
+    ref_grads = torch.autograd.grad(scalar_loss(h_ref, final_ref, grad_h, grad_final), ref_leaves)
+
+    tol = TOLERANCE[dtype]
+    assert h.dtype == dtype and h.shape == shape
+    assert final.dtype == accumulation_dtype(dtype)
+    errors = {"h": relative_error(h, h_ref), "final_state": relative_error(final, final_ref)}
+    errors.update(
+        {f"d{name}": relative_error(g, r) for name, g, r in zip(("a", "x", "h0"), grads, ref_grads, strict=True)}
+    )
+    assert max(errors.values()) < tol, errors
+
+
+TORCH_CASES = list(
+    itertools.product(
+        [(2, 1, 5), (2, 63, 37), (3, 257, 3, 5)],
+        ["near_one", "near_zero", "uniform"],
+        [False, True],
+        [False, True],
+        [torch.float32, torch.complex64],
+    )
+)
+
+
+@pytest.mark.parametrize("chunk", [4, 64])
+@pytest.mark.parametrize("shape,strength,reverse,with_h0,dtype", TORCH_CASES)
+def test_torch_face(monkeypatch, chunk, shape, strength, reverse, with_h0, dtype):
+    monkeypatch.setattr(chunked, "CHUNK", chunk)
+    case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
+    check_against_reference("torch", torch.device("cpu"), monkeypatch, **case, seed=sum(shape) + chunk)
+
+
+# Under the CPU interpreter small tiles give several time tiles and a partial channel block at small sizes,
+# and the longest sequences are tried with fewer gate settings; on a GPU every case runs at the default tiles.
+TRITON_CASES = [case for case in TORCH_CASES if ON_GPU or case[0][1] < 257 or (case[1] == "uniform" and case[3])]
+TRITON_CASES.append(((1, 37, 9), "uniform", True, True, torch.float64))
+
+
+@pytest.mark.parametrize("shape,strength,reverse,with_h0,dtype", TRITON_CASES)
+def test_triton_face(monkeypatch, device, shape, strength, reverse, with_h0, dtype):
+    if not ON_GPU:
+        monkeypatch.setattr(triton_face, "launch_config", lambda *args: {"BT": 16, "BD": 8, "num_warps": 1})
+    case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
+    check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_low_precision_inputs(monkeypatch, device, backend, dtype):
+    if backend == "triton" and not ON_GPU:
+        monkeypatch.setattr(triton_face, "launch_config", lambda *args: {"BT": 16, "BD": 8, "num_warps": 1})
+    dev = device if backend == "triton" else torch.device("cpu")
+    case = dict(dtype=dtype, shape=torch.Size((2, 45, 11)), strength="uniform", reverse=False, with_h0=True)
+    check_against_reference(backend, dev, monkeypatch, **case, seed=7)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.complex64])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_triton_face_large(monkeypatch, dtype, reverse):
+    case = dict(dtype=dtype, shape=torch.Size((3, 4099, 300)), strength="near_one", reverse=reverse, with_h0=True)
+    check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=11)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gradcheck_torch_face(monkeypatch, dtype, reverse):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    monkeypatch.setattr(chunked, "CHUNK", 4)
+    gen = torch.Generator().manual_seed(3)
+    a = gates((2, 11, 3), "uniform", dtype, gen).requires_grad_()
+    x = randn((2, 11, 3), dtype, gen).requires_grad_()
+    h0 = randn((2, 3), dtype, gen).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda a, x, h0: linear_scan(a, x, h0, output_final_state=True, reverse=reverse), (a, x, h0)
+    )
+
+
+def test_default_dispatch_on_cpu_is_torch_face(monkeypatch):
+    monkeypatch.delenv("LRNN_SCAN_BACKEND", raising=False)
+    calls = []
+    monkeypatch.setattr(chunked, "_scan_from_zero", lambda a, x: calls.append(1) or torch.zeros_like(x))
+    linear_scan(torch.rand(1, 4, 2), torch.rand(1, 4, 2))
+    assert calls
+
+
+def test_reference_backend_is_forced_by_env(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "reference")
+    a, x = torch.rand(2, 9, 4, dtype=torch.float64), torch.randn(2, 9, 4, dtype=torch.float64)
+    h, final = linear_scan(a, x, output_final_state=True)
+    assert torch.equal(h, linear_scan_reference(a, x)[0]) and torch.equal(final, h[:, -1])
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "cuda-please")
+    with pytest.raises(ValueError, match="LRNN_SCAN_BACKEND"):
+        linear_scan(a, x)
+
+
+def test_non_contiguous_inputs(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    a = torch.rand(6, 20, 2).transpose(0, 2)
+    x = torch.randn(2, 20, 6)[:, :, ::1].transpose(1, 1)
+    assert not a.is_contiguous()
+    h, _ = linear_scan(a, x)
+    torch.testing.assert_close(h, linear_scan_reference(a, x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_final_state_is_none_unless_asked(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    _, final = linear_scan(torch.rand(1, 3, 2), torch.rand(1, 3, 2))
+    assert final is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64])
+def test_step_form_matches_parallel_form(monkeypatch, dtype):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    gen = torch.Generator().manual_seed(5)
+    a, x = gates((2, 30, 4), "uniform", dtype, gen), randn((2, 30, 4), dtype, gen)
+    h0 = randn((2, 4), dtype, gen)
+    h_parallel, _ = linear_scan(a, x, h0)
+    state, steps = h0, []
+    for t in range(30):
+        state = linear_scan_step(a[:, t], x[:, t], state)
+        steps.append(state)
+    torch.testing.assert_close(torch.stack(steps, 1), h_parallel, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(linear_scan_step(a[:, 0], x[:, 0]), x[:, 0])
+
+
+def test_torch_compile_traces_without_graph_breaks(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+
+    class GatedScan(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 16)
+
+        def forward(self, u):
+            a, x = self.proj(u).chunk(2, dim=-1)
+            h, final = linear_scan(torch.sigmoid(a), x, output_final_state=True)
+            return h.sum() + final.sum()
+
+    torch._dynamo.reset()
+    model = GatedScan()
+    u = torch.randn(2, 33, 8)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(u)
+    loss.backward()
+    grad_compiled = model.proj.weight.grad.clone()
+    model.zero_grad()
+    eager = model(u)
+    eager.backward()
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(grad_compiled, model.proj.weight.grad)
+
+
+@pytest.mark.parametrize(
+    "make_inputs,error,message",
+    [
+        (lambda: (torch.rand(2, 5, 3), torch.rand(2, 5, 4), None), ValueError, r"same shape.*\(2, 5, 3\).*\(2, 5, 4\)"),
+        (lambda: (torch.rand(2, 5, 3), torch.rand(2, 5, 3, dtype=torch.float64), None), TypeError, "same dtype"),
+        (
+            lambda: (torch.ones(2, 5, 3, dtype=torch.int64), torch.ones(2, 5, 3, dtype=torch.int64), None),
+            TypeError,
+            "floating point or complex",
+        ),
+        (lambda: (torch.rand(2, 0, 3), torch.rand(2, 0, 3), None), ValueError, "T = 0"),
+        (lambda: (torch.rand(5), torch.rand(5), None), ValueError, r"\[B, T, \.\.\.\]"),
+        (
+            lambda: (torch.rand(2, 5, 3), torch.rand(2, 5, 3), torch.rand(2, 4)),
+            ValueError,
+            r"initial_state must have shape \(2, 3\)",
+        ),
+        (lambda: (torch.rand(2, 5, 3), torch.rand(2, 5, 3, device="meta"), None), ValueError, "same device"),
+        (lambda: ([1.0], torch.rand(2, 5, 3), None), TypeError, "a must be a torch.Tensor"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(make_inputs, error, message):
+    a, x, h0 = make_inputs()
+    with pytest.raises(error, match=message):
+        linear_scan(a, x, initial_state=h0)
+
+
+def test_triton_backend_on_cpu_without_interpreter_says_how(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        linear_scan(torch.rand(1, 3, 2), torch.rand(1, 3, 2))
