@@ -24,7 +24,9 @@ SHAPES = [
     ((8, 16384, 1536), torch.float32),
     ((8, 16384, 1536), torch.bfloat16),
 ]
-SWEEP = [{"BT": bt, "BD": bd, "num_warps": w} for bt, bd, w in itertools.product((16, 32, 64), (32, 64, 128), (4, 8))]
+SWEEP = [
+    {"BT": bt, "BD": bd, "num_warps": w} for bt, bd, w in itertools.product((32, 64, 128), (16, 32, 64, 128), (4, 8))
+]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -40,7 +40,10 @@ def check_against_reference(backend, device, monkeypatch, *, dtype, shape, stren
     assert final.dtype == accumulation_dtype(dtype)
     errors = {"h": relative_error(h, h_ref), "final_state": relative_error(final, final_ref)}
     errors.update(
-        {f"d{name}": relative_error(g, r) for name, g, r in zip(("a", "x", "h0"), grads, ref_grads, strict=True)}
+        {
+            f"d{name}": relative_error(g, r)
+            for name, g, r in zip(("a", "x", "h0")[: len(grads)], grads, ref_grads, strict=True)
+        }
     )
     assert max(errors.values()) < tol, errors
 

@@ -37,51 +37,79 @@ def _row(tile, rows, index):
     return tl.sum(tl.where(rows[:, None] == index, tile, 0.0), axis=0)
 
 
+@triton.jit
+def _program_block(T, D, W: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr):
+    """This program's channels (offsets and mask), tile rows, sequence base offset and state offsets."""
+    pid_b = tl.program_id(1).to(tl.int64)
+    offs_d = tl.program_id(0) * BD + tl.arange(0, BD)
+    mask_d = offs_d < D
+    return offs_d, mask_d, tl.arange(0, BT), pid_b * T * D * W, (pid_b * D + offs_d) * W
+
+
+@triton.jit
+def _load_state(ptr, offs, mask, PRESENT: tl.constexpr, IS_COMPLEX: tl.constexpr, ACC: tl.constexpr, BD: tl.constexpr):
+    """A ``[BD]`` state as (real, imaginary) parts; zeros when not ``PRESENT`` (and for the imaginary part of
+    real inputs)."""
+    real = tl.zeros([BD], dtype=ACC)
+    imag = tl.zeros([BD], dtype=ACC)
+    if PRESENT:
+        real = tl.load(ptr + offs, mask=mask, other=0.0).to(ACC)
+        if IS_COMPLEX:
+            imag = tl.load(ptr + offs + 1, mask=mask, other=0.0).to(ACC)
+    return real, imag
+
+
+@triton.jit
+def _tile(i, n_tiles, base, rows, offs_d, mask_d, T, D, W: tl.constexpr, BT: tl.constexpr, BACKWARD: tl.constexpr):
+    """Time indices, element offsets and mask of the ``i``-th tile visited (from the end when ``BACKWARD``).
+
+    ``i = n_tiles`` gives a fully masked tile, so the loop can prefetch one tile ahead unconditionally.
+    """
+    if BACKWARD:
+        offs_t = (n_tiles - 1 - i) * BT + rows
+    else:
+        offs_t = i * BT + rows
+    mask = ((offs_t >= 0) & (offs_t < T))[:, None] & mask_d[None, :]
+    offs = base + (offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]) * W
+    return offs_t, offs, mask
+
+
 @triton.jit(do_not_specialize=["T"])
 def _linear_scan_fwd_kernel(
     a_ptr, x_ptr, h_ptr, h0_ptr, ht_ptr, T, D,
     BT: tl.constexpr, BD: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
     STORE_HT: tl.constexpr, IS_COMPLEX: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
+    # Loads of tile i + 1 are issued before tile i is scanned, so memory latency hides behind the scan.
     W: tl.constexpr = 2 if IS_COMPLEX else 1
     LAST: tl.constexpr = 0 if REVERSE else BT - 1
-    pid_d = tl.program_id(0)
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = pid_d * BD + tl.arange(0, BD)
-    mask_d = offs_d < D
-    rows = tl.arange(0, BT)
-    base = pid_b * T * D * W
-    state = (pid_b * D + offs_d) * W
-    carry_r = tl.zeros([BD], dtype=ACC)
-    carry_i = tl.zeros([BD], dtype=ACC)
-    if HAS_H0:
-        carry_r = tl.load(h0_ptr + state, mask=mask_d, other=0.0).to(ACC)
-        if IS_COMPLEX:
-            carry_i = tl.load(h0_ptr + state + 1, mask=mask_d, other=0.0).to(ACC)
+    offs_d, mask_d, rows, base, state = _program_block(T, D, W, BT, BD)
+    carry_r, carry_i = _load_state(h0_ptr, state, mask_d, HAS_H0, IS_COMPLEX, ACC, BD)
     n_tiles = tl.cdiv(T, BT)
+    _, offs_n, mask_n = _tile(0, n_tiles, base, rows, offs_d, mask_d, T, D, W, BT, REVERSE)
+    a_n = tl.load(a_ptr + offs_n, mask=mask_n, other=1.0)
+    x_n = tl.load(x_ptr + offs_n, mask=mask_n, other=0.0)
+    if IS_COMPLEX:
+        ai_n = tl.load(a_ptr + offs_n + 1, mask=mask_n, other=0.0)
+        xi_n = tl.load(x_ptr + offs_n + 1, mask=mask_n, other=0.0)
     for i in range(0, n_tiles):
-        if REVERSE:
-            tile = n_tiles - 1 - i
-        else:
-            tile = i
-        offs_t = tile * BT + rows
-        mask = (offs_t < T)[:, None] & mask_d[None, :]
-        offs = base + (offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]) * W
+        offs, mask, a, x = offs_n, mask_n, a_n.to(ACC), x_n.to(ACC)
         if IS_COMPLEX:
-            ar = tl.load(a_ptr + offs, mask=mask, other=1.0).to(ACC)
-            ai = tl.load(a_ptr + offs + 1, mask=mask, other=0.0).to(ACC)
-            xr = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
-            xi = tl.load(x_ptr + offs + 1, mask=mask, other=0.0).to(ACC)
-            ar, ai, xr, xi = tl.associative_scan((ar, ai, xr, xi), 0, _combine_complex, reverse=REVERSE)
-            hr = xr + ar * carry_r[None, :] - ai * carry_i[None, :]
-            hi = xi + ar * carry_i[None, :] + ai * carry_r[None, :]
+            ai, xi = ai_n.to(ACC), xi_n.to(ACC)
+        _, offs_n, mask_n = _tile(i + 1, n_tiles, base, rows, offs_d, mask_d, T, D, W, BT, REVERSE)
+        a_n = tl.load(a_ptr + offs_n, mask=mask_n, other=1.0)
+        x_n = tl.load(x_ptr + offs_n, mask=mask_n, other=0.0)
+        if IS_COMPLEX:
+            ai_n = tl.load(a_ptr + offs_n + 1, mask=mask_n, other=0.0)
+            xi_n = tl.load(x_ptr + offs_n + 1, mask=mask_n, other=0.0)
+            a, ai, x, xi = tl.associative_scan((a, ai, x, xi), 0, _combine_complex, reverse=REVERSE)
+            hr = x + a * carry_r[None, :] - ai * carry_i[None, :]
+            hi = xi + a * carry_i[None, :] + ai * carry_r[None, :]
             tl.store(h_ptr + offs, hr.to(h_ptr.dtype.element_ty), mask=mask)
             tl.store(h_ptr + offs + 1, hi.to(h_ptr.dtype.element_ty), mask=mask)
             carry_r = _row(hr, rows, LAST)
             carry_i = _row(hi, rows, LAST)
         else:
-            a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(ACC)
-            x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
             a, x = tl.associative_scan((a, x), 0, _combine, reverse=REVERSE)
             h = x + a * carry_r[None, :]
             tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
@@ -92,81 +120,66 @@ def _linear_scan_fwd_kernel(
             tl.store(ht_ptr + state + 1, carry_i, mask=mask_d)
 
 
+@triton.jit
+def _bwd_tile_loads(a_ptr, h_ptr, dh_ptr, offs_t, offs, mask, T, D, W: tl.constexpr, S: tl.constexpr, PAD_A):
+    """The backward's three streams for one tile: ``a`` one step ahead (``PAD_A`` past the end), ``dh``, and
+    ``h`` one step behind (0 before the start; the caller puts the initial state there)."""
+    t_next = offs_t + S
+    t_prev = offs_t - S
+    mask_next = mask & ((t_next >= 0) & (t_next < T))[:, None]
+    mask_prev = mask & ((t_prev >= 0) & (t_prev < T))[:, None]
+    coefficient = tl.load(a_ptr + offs + S * D * W, mask=mask_next, other=PAD_A)
+    grad = tl.load(dh_ptr + offs, mask=mask, other=0.0)
+    previous = tl.load(h_ptr + offs - S * D * W, mask=mask_prev, other=0.0)
+    return coefficient, grad, previous
+
+
 @triton.jit(do_not_specialize=["T"])
 def _linear_scan_bwd_kernel(
     a_ptr, h_ptr, h0_ptr, dh_ptr, dht_ptr, da_ptr, dx_ptr, dh0_ptr, T, D,
     BT: tl.constexpr, BD: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
     HAS_DHT: tl.constexpr, IS_COMPLEX: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
-    # The total gradient g_t = dh_t + conj(a_{t+s}) g_{t+s} runs against the forward direction s = ±1.
+    # The total gradient g_t = dh_t + conj(a_{t+s}) g_{t+s} runs against the forward direction s = ±1; then
+    # dx_t = g_t and da_t = g_t conj(h_{t-s}). Loads of the next tile are issued before this one is scanned.
     W: tl.constexpr = 2 if IS_COMPLEX else 1
     S: tl.constexpr = -1 if REVERSE else 1
     EDGE: tl.constexpr = BT - 1 if REVERSE else 0
-    pid_d = tl.program_id(0)
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = pid_d * BD + tl.arange(0, BD)
-    mask_d = offs_d < D
-    rows = tl.arange(0, BT)
-    base = pid_b * T * D * W
-    state = (pid_b * D + offs_d) * W
-    carry_r = tl.zeros([BD], dtype=ACC)
-    carry_i = tl.zeros([BD], dtype=ACC)
-    if HAS_DHT:
-        carry_r = tl.load(dht_ptr + state, mask=mask_d, other=0.0).to(ACC)
-        if IS_COMPLEX:
-            carry_i = tl.load(dht_ptr + state + 1, mask=mask_d, other=0.0).to(ACC)
-    h0_r = tl.zeros([BD], dtype=ACC)
-    h0_i = tl.zeros([BD], dtype=ACC)
-    if HAS_H0:
-        h0_r = tl.load(h0_ptr + state, mask=mask_d, other=0.0).to(ACC)
-        if IS_COMPLEX:
-            h0_i = tl.load(h0_ptr + state + 1, mask=mask_d, other=0.0).to(ACC)
+    offs_d, mask_d, rows, base, state = _program_block(T, D, W, BT, BD)
+    carry_r, carry_i = _load_state(dht_ptr, state, mask_d, HAS_DHT, IS_COMPLEX, ACC, BD)
+    h0_r, h0_i = _load_state(h0_ptr, state, mask_d, HAS_H0, IS_COMPLEX, ACC, BD)
     n_tiles = tl.cdiv(T, BT)
+    t_n, offs_n, mask_n = _tile(0, n_tiles, base, rows, offs_d, mask_d, T, D, W, BT, not REVERSE)
+    c_n, g_n, p_n = _bwd_tile_loads(a_ptr, h_ptr, dh_ptr, t_n, offs_n, mask_n, T, D, W, S, 1.0)
+    if IS_COMPLEX:
+        ci_n, gi_n, pi_n = _bwd_tile_loads(a_ptr + 1, h_ptr + 1, dh_ptr + 1, t_n, offs_n, mask_n, T, D, W, S, 0.0)
     for i in range(0, n_tiles):
-        if REVERSE:
-            tile = i
-        else:
-            tile = n_tiles - 1 - i
-        offs_t = tile * BT + rows
-        valid_t = offs_t < T
-        mask = valid_t[:, None] & mask_d[None, :]
-        t_next = offs_t + S
-        t_prev = offs_t - S
-        mask_next = mask & ((t_next >= 0) & (t_next < T))[:, None]
-        mask_prev = mask & ((t_prev >= 0) & (t_prev < T))[:, None]
-        at_start = ((t_prev < 0) | (t_prev >= T))[:, None]
-        offs = base + (offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]) * W
-        offs_next = offs + S * D * W
-        offs_prev = offs - S * D * W
+        offs_t, offs, mask, c, g, p = t_n, offs_n, mask_n, c_n.to(ACC), g_n.to(ACC), p_n.to(ACC)
         if IS_COMPLEX:
-            cr = tl.load(a_ptr + offs_next, mask=mask_next, other=1.0).to(ACC)
-            ci = -tl.load(a_ptr + offs_next + 1, mask=mask_next, other=0.0).to(ACC)
-            gr = tl.load(dh_ptr + offs, mask=mask, other=0.0).to(ACC)
-            gi = tl.load(dh_ptr + offs + 1, mask=mask, other=0.0).to(ACC)
-            cr, ci, gr, gi = tl.associative_scan((cr, ci, gr, gi), 0, _combine_complex, reverse=not REVERSE)
-            gr, gi = (
-                gr + cr * carry_r[None, :] - ci * carry_i[None, :],
-                gi + cr * carry_i[None, :] + ci * carry_r[None, :],
-            )
-            pr = tl.load(h_ptr + offs_prev, mask=mask_prev, other=0.0).to(ACC)
-            pi = tl.load(h_ptr + offs_prev + 1, mask=mask_prev, other=0.0).to(ACC)
-            pr = tl.where(at_start, h0_r[None, :], pr)
+            ci, gi, pi = -ci_n.to(ACC), gi_n.to(ACC), pi_n.to(ACC)
+        t_n, offs_n, mask_n = _tile(i + 1, n_tiles, base, rows, offs_d, mask_d, T, D, W, BT, not REVERSE)
+        c_n, g_n, p_n = _bwd_tile_loads(a_ptr, h_ptr, dh_ptr, t_n, offs_n, mask_n, T, D, W, S, 1.0)
+        at_start = ((offs_t - S < 0) | (offs_t - S >= T))[:, None]
+        p = tl.where(at_start, h0_r[None, :], p)
+        if IS_COMPLEX:
+            ci_n, gi_n, pi_n = _bwd_tile_loads(a_ptr + 1, h_ptr + 1, dh_ptr + 1, t_n, offs_n, mask_n, T, D, W, S, 0.0)
             pi = tl.where(at_start, h0_i[None, :], pi)
-            tl.store(dx_ptr + offs, gr.to(dx_ptr.dtype.element_ty), mask=mask)
+            c, ci, g, gi = tl.associative_scan((c, ci, g, gi), 0, _combine_complex, reverse=not REVERSE)
+            g, gi = (
+                g + c * carry_r[None, :] - ci * carry_i[None, :],
+                gi + c * carry_i[None, :] + ci * carry_r[None, :],
+            )
+            tl.store(dx_ptr + offs, g.to(dx_ptr.dtype.element_ty), mask=mask)
             tl.store(dx_ptr + offs + 1, gi.to(dx_ptr.dtype.element_ty), mask=mask)
-            tl.store(da_ptr + offs, (gr * pr + gi * pi).to(da_ptr.dtype.element_ty), mask=mask)
-            tl.store(da_ptr + offs + 1, (gi * pr - gr * pi).to(da_ptr.dtype.element_ty), mask=mask)
-            carry_r = _row(gr, rows, EDGE)
+            tl.store(da_ptr + offs, (g * p + gi * pi).to(da_ptr.dtype.element_ty), mask=mask)
+            tl.store(da_ptr + offs + 1, (gi * p - g * pi).to(da_ptr.dtype.element_ty), mask=mask)
+            carry_r = _row(g, rows, EDGE)
             carry_i = _row(gi, rows, EDGE)
         else:
-            c = tl.load(a_ptr + offs_next, mask=mask_next, other=1.0).to(ACC)
-            g = tl.load(dh_ptr + offs, mask=mask, other=0.0).to(ACC)
             c, g = tl.associative_scan((c, g), 0, _combine, reverse=not REVERSE)
             g = g + c * carry_r[None, :]
-            prev = tl.load(h_ptr + offs_prev, mask=mask_prev, other=0.0).to(ACC)
-            prev = tl.where(at_start, h0_r[None, :], prev)
             tl.store(dx_ptr + offs, g.to(dx_ptr.dtype.element_ty), mask=mask)
-            tl.store(da_ptr + offs, (g * prev).to(da_ptr.dtype.element_ty), mask=mask)
+            tl.store(da_ptr + offs, (g * p).to(da_ptr.dtype.element_ty), mask=mask)
             carry_r = _row(g, rows, EDGE)
     first = base + ((T - 1 if REVERSE else 0) * D + offs_d) * W
     fr = tl.load(a_ptr + first, mask=mask_d, other=0.0).to(ACC)
@@ -183,9 +196,15 @@ def _as_scalars(t: torch.Tensor | None) -> torch.Tensor | None:
     return torch.view_as_real(t) if t is not None and t.is_complex() else t
 
 
-def launch_config(batch: int, width: int, dtype: torch.dtype) -> dict:
-    """Tile sizes and warps for ``[batch, *, width]``; chosen from the H100 sweep in benchmarks/NOTES.md."""
-    return {"BT": 32, "BD": min(64, triton.next_power_of_2(width)), "num_warps": 4}
+def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str) -> dict:
+    """Tile sizes for ``[batch, *, width]``, from the H100 sweep in benchmarks/NOTES.md.
+
+    Wide problems take 64-channel blocks; when that would leave fewer than about four programs per SM the
+    blocks narrow to 32 channels. The float32 backward prefers 32-step tiles, everything else 64.
+    """
+    block_d = 64 if batch * triton.cdiv(width, 64) >= 512 else 32
+    block_t = 32 if direction == "bwd" and dtype.itemsize >= 4 else 64
+    return {"BT": block_t, "BD": min(block_d, triton.next_power_of_2(width)), "num_warps": 4}
 
 
 def linear_scan_triton_fwd(
@@ -196,7 +215,7 @@ def linear_scan_triton_fwd(
     Returns ``h [B, T, D]`` in ``x``'s dtype and the final state ``[B, D]`` in the accumulation dtype.
     """
     batch, steps, width = x.shape
-    cfg = config or launch_config(batch, width, x.dtype)
+    cfg = config or launch_config(batch, width, x.dtype, "fwd")
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
     final_state = torch.empty(batch, width, dtype=acc, device=x.device)
@@ -224,7 +243,7 @@ def linear_scan_triton_bwd(
     state when there was none).
     """
     batch, steps, width = h.shape
-    cfg = config or launch_config(batch, width, h.dtype)
+    cfg = config or launch_config(batch, width, h.dtype, "bwd")
     acc = accumulation_dtype(h.dtype)
     da = torch.empty_like(a)
     dx = torch.empty_like(h)

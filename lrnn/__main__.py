@@ -1,0 +1,5 @@
+"""``python -m lrnn`` is the ``lrnn`` command."""
+
+from .cli import main
+
+main()
