@@ -4,5 +4,6 @@ Every op takes ``initial_state=``, ``output_final_state=`` and ``reverse=`` and 
 """
 
 from .linear import linear_scan, linear_scan_step
+from .selective import selective_scan, selective_scan_step
 
-__all__ = ["linear_scan", "linear_scan_step"]
+__all__ = ["linear_scan", "linear_scan_step", "selective_scan", "selective_scan_step"]

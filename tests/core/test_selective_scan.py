@@ -1,0 +1,128 @@
+"""selective_scan: the composite face and the step form against the sequential float64 reference."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lrnn.core.scan.selective import selective_scan, selective_scan_reference, selective_scan_step
+from scan_testing import relative_error
+
+NAMES = ("u", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_state")
+
+
+def make_inputs(batch, steps, channels, groups, state_size, *, skip, gate, bias, with_h0, dtype, seed):
+    """Mamba-like inputs: small positive ``dt`` (or pre-softplus logits), ``A = -exp(.)`` (S4D-real-like)."""
+    gen = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64)  # noqa: E731
+    inputs = {
+        "u": rand(batch, steps, channels),
+        "dt": rand(batch, steps, channels) - 2.0 if bias else 0.1 * torch.rand(batch, steps, channels, generator=gen),
+        "A": -torch.exp(0.5 * rand(channels, state_size)),
+        "B": rand(batch, steps, groups, state_size),
+        "C": rand(batch, steps, groups, state_size),
+        "D": rand(channels) if skip else None,
+        "z": rand(batch, steps, channels) if gate else None,
+        "dt_bias": 0.5 * rand(channels) if bias else None,
+        "initial_state": rand(batch, channels, state_size) if with_h0 else None,
+    }
+    return {
+        k: (None if v is None else v.to(torch.float64 if k == "initial_state" else dtype)) for k, v in inputs.items()
+    }
+
+
+def run(fn, inputs, grad_y, grad_final, reverse):
+    """Output, final state and the gradient of every given input under ``<y, dy> + <h_T, dh_T>``."""
+    leaves = {k: v.clone().requires_grad_() for k, v in inputs.items() if v is not None}
+    kwargs = {k: leaves.get(k) for k in inputs}
+    y, final = fn(**kwargs, dt_softplus=inputs["dt_bias"] is not None, output_final_state=True, reverse=reverse)
+    loss = (y.double() * grad_y).sum() + (final.double() * grad_final).sum()
+    grads = torch.autograd.grad(loss, list(leaves.values()))
+    return y, final, dict(zip(leaves, grads, strict=True))
+
+
+CASES = list(
+    itertools.product(
+        [(2, 1, 6, 1, 16), (2, 63, 12, 4, 16), (1, 130, 5, 1, 1), (2, 40, 8, 4, 1)],
+        [(True, True, True), (False, False, False)],
+        [False, True],
+        [False, True],
+    )
+)
+
+
+@pytest.mark.parametrize("sizes,options,reverse,with_h0", CASES)
+def test_composite_face_matches_reference(monkeypatch, sizes, options, reverse, with_h0):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    skip, gate, bias = options
+    inputs = make_inputs(*sizes, skip=skip, gate=gate, bias=bias, with_h0=with_h0, dtype=torch.float32, seed=sum(sizes))
+    batch, steps, channels, _, state_size = sizes
+    gen = torch.Generator().manual_seed(1)
+    grad_y = torch.randn(batch, steps, channels, generator=gen, dtype=torch.float64)
+    grad_final = torch.randn(batch, channels, state_size, generator=gen, dtype=torch.float64)
+    y, final, grads = run(selective_scan, inputs, grad_y, grad_final, reverse)
+    inputs64 = {k: None if v is None else v.double() for k, v in inputs.items()}
+    y_ref, final_ref, grads_ref = run(selective_scan_reference, inputs64, grad_y, grad_final, reverse)
+    assert y.dtype == torch.float32 and final.dtype == torch.float32
+    errors = {"y": relative_error(y, y_ref), "final_state": relative_error(final, final_ref)}
+    errors.update({f"d{k}": relative_error(grads[k], grads_ref[k]) for k in grads_ref})
+    assert set(grads) == set(grads_ref) == {k for k in NAMES if inputs[k] is not None}
+    assert max(errors.values()) < 5e-5, errors
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_inputs(monkeypatch, dtype):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    inputs = make_inputs(2, 50, 8, 1, 16, skip=True, gate=True, bias=True, with_h0=True, dtype=dtype, seed=3)
+    y, final = selective_scan(**inputs, dt_softplus=True, output_final_state=True)
+    y_ref, final_ref = selective_scan_reference(
+        **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
+    )
+    assert y.dtype == dtype and final.dtype == torch.float32
+    assert relative_error(y, y_ref) < 1e-2 and relative_error(final, final_ref) < 1e-2
+
+
+@pytest.mark.parametrize("groups,state_size", [(1, 16), (4, 1)])
+def test_step_form_matches_parallel_form(monkeypatch, groups, state_size):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    inputs = make_inputs(2, 20, 8, groups, state_size, skip=True, gate=True, bias=True, with_h0=True,
+                         dtype=torch.float32, seed=5)  # fmt: skip
+    inputs["initial_state"] = inputs["initial_state"].float()
+    y, final = selective_scan(**inputs, dt_softplus=True, output_final_state=True)
+    state, outputs = inputs["initial_state"], []
+    for t in range(20):
+        y_t, state = selective_scan_step(
+            inputs["u"][:, t], inputs["dt"][:, t], inputs["A"], inputs["B"][:, t], inputs["C"][:, t], inputs["D"],
+            inputs["z"][:, t], inputs["dt_bias"], dt_softplus=True, state=state,
+        )  # fmt: skip
+        outputs.append(y_t)
+    torch.testing.assert_close(torch.stack(outputs, 1), y, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state, final, rtol=1e-5, atol=1e-5)
+
+
+def test_softplus_and_bias_are_applied(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+    inputs = make_inputs(1, 7, 4, 1, 2, skip=False, gate=False, bias=True, with_h0=False, dtype=torch.float64, seed=9)
+    y, _ = selective_scan(**inputs, dt_softplus=True)
+    explicit = dict(inputs, dt=F.softplus(inputs["dt"] + inputs["dt_bias"]), dt_bias=None)
+    torch.testing.assert_close(y, selective_scan_reference(**explicit)[0])
+
+
+@pytest.mark.parametrize(
+    "change,error,message",
+    [
+        (dict(dt=torch.rand(2, 9, 5)), ValueError, r"dt must have shape \(2, 9, 6\)"),
+        (dict(A=torch.rand(5, 4)), ValueError, "A must be"),
+        (dict(B=torch.rand(2, 9, 4, 4)), ValueError, "G dividing D"),
+        (dict(C=torch.rand(2, 9, 1, 3)), ValueError, r"C must have shape \(2, 9, 1, 4\)"),
+        (dict(D=torch.rand(7)), ValueError, r"D must have shape \(6,\)"),
+        (dict(u=torch.ones(2, 9, 6, dtype=torch.int64)), TypeError, "floating point"),
+        (dict(initial_state=torch.rand(2, 6)), ValueError, r"initial_state must have shape \(2, 6, 4\)"),
+        (dict(z=torch.rand(2, 9, 6, device="meta")), ValueError, "meta"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(change, error, message):
+    inputs = dict(u=torch.rand(2, 9, 6), dt=torch.rand(2, 9, 6), A=-torch.rand(6, 4), B=torch.rand(2, 9, 1, 4),
+                  C=torch.rand(2, 9, 1, 4))  # fmt: skip
+    with pytest.raises(error, match=message):
+        selective_scan(**{**inputs, **change})
