@@ -3,7 +3,15 @@
 Every op takes ``initial_state=``, ``output_final_state=`` and ``reverse=`` and returns ``(output, final_state)``.
 """
 
+from .gla import chunk_gla, chunk_gla_step
 from .linear import linear_scan, linear_scan_step
 from .selective import selective_scan, selective_scan_step
 
-__all__ = ["linear_scan", "linear_scan_step", "selective_scan", "selective_scan_step"]
+__all__ = [
+    "chunk_gla",
+    "chunk_gla_step",
+    "linear_scan",
+    "linear_scan_step",
+    "selective_scan",
+    "selective_scan_step",
+]
