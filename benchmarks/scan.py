@@ -24,9 +24,8 @@ SHAPES = [
     ((8, 16384, 1536), torch.float32),
     ((8, 16384, 1536), torch.bfloat16),
 ]
-SWEEP = [
-    {"BT": bt, "BD": bd, "num_warps": w} for bt, bd, w in itertools.product((32, 64, 128), (16, 32, 64, 128), (4, 8))
-]
+SWEEP_TILES = list(itertools.product((32, 64, 128), (16, 32, 64, 128, 256)))
+MAX_ELEMENTS_PER_THREAD = 128  # larger tiles spill registers
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -107,13 +106,16 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(a, x, dh) -> list[dict]:
-    """Kernel times of every tile configuration in ``SWEEP``, forward and backward."""
+def sweep_configs(a, x, dh, warps: list[int]) -> list[dict]:
+    """Kernel times, forward and backward, of every tile in ``SWEEP_TILES`` with each of ``warps``."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
     rows = []
-    for cfg in SWEEP:
+    for (bt, bd), num_warps in itertools.product(SWEEP_TILES, warps):
+        if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
+            continue
+        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps}
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
         bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
@@ -123,6 +125,8 @@ def sweep_configs(a, x, dh) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench scan", description=__doc__.split("\n")[0])
     parser.add_argument("--sweep", action="store_true", help="also time the Triton kernels' tile configurations")
+    parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -143,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s (read + write)")
     for shape, dtype in SHAPES:
+        if args.dtype and str(dtype) != f"torch.{args.dtype}":
+            continue
         a, x, dh = scan_inputs(shape, dtype, device)
         ours, peer, floors = time_ours(a, x, dh), time_fla(a, x, dh), floor_bytes(shape, dtype)
         for mode, ms in ours.items():
@@ -162,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh):
+            for row in sweep_configs(a, x, dh, args.warps):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()

@@ -201,3 +201,12 @@ def test_step_errors():
         chunk_gla_step(q, q, q, torch.rand(2, 4))
     with pytest.raises(ValueError, match=r"state must have shape \(2, 3, 4, 4\)"):
         chunk_gla_step(q, q, q, state=torch.rand(2, 3, 4))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("gate", ["per_key", "per_head"])
+def test_chunked_face_runs_on_cuda(gate):
+    inputs, cotangents = make_inputs(2, 300, 4, 48, 100, gate, seed=4)
+    on_gpu = {name: None if t is None else t.cuda() for name, t in inputs.items()}
+    result = run(chunk_gla, on_gpu, tuple(c.cuda() for c in cotangents), torch.float32)
+    assert_close_to(result, reference(inputs, cotangents, torch.float32), 5e-5)

@@ -126,3 +126,20 @@ def test_bad_input_is_rejected_with_a_clear_message(change, error, message):
                   C=torch.rand(2, 9, 1, 4))  # fmt: skip
     with pytest.raises(error, match=message):
         selective_scan(**{**inputs, **change})
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("groups,state_size", [(1, 16), (4, 1)])
+def test_composite_face_runs_on_cuda(groups, state_size):
+    inputs = make_inputs(2, 300, 16, groups, state_size, skip=True, gate=True, bias=True, with_h0=True,
+                         dtype=torch.float32, seed=2)  # fmt: skip
+    gen = torch.Generator().manual_seed(1)
+    grad_y = torch.randn(2, 300, 16, generator=gen, dtype=torch.float64)
+    grad_final = torch.randn(2, 16, state_size, generator=gen, dtype=torch.float64)
+    on_gpu = {k: None if v is None else v.cuda() for k, v in inputs.items()}
+    y, final, grads = run(selective_scan, on_gpu, grad_y.cuda(), grad_final.cuda(), False)
+    inputs64 = {k: None if v is None else v.double() for k, v in inputs.items()}
+    y_ref, final_ref, grads_ref = run(selective_scan_reference, inputs64, grad_y, grad_final, False)
+    errors = {"y": relative_error(y, y_ref), "final_state": relative_error(final, final_ref)}
+    errors.update({f"d{k}": relative_error(grads[k], grads_ref[k]) for k in grads_ref})
+    assert max(errors.values()) < 5e-5, errors
