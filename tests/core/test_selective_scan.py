@@ -51,16 +51,25 @@ CASES = list(
 )
 
 
-@pytest.mark.parametrize("sizes,options,reverse,with_h0", CASES)
-def test_composite_face_matches_reference(monkeypatch, sizes, options, reverse, with_h0):
-    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+# The interpreter is slow: on a CPU the fused kernels get half the cases (initial state exactly when reverse).
+FACE_CASES = [("torch", *case) for case in CASES] + [
+    ("triton", *case) for case in CASES if torch.cuda.is_available() or case[2] == case[3]
+]
+
+
+@pytest.mark.parametrize("backend,sizes,options,reverse,with_h0", FACE_CASES)
+def test_faces_match_reference(monkeypatch, device, backend, sizes, options, reverse, with_h0):
+    """The composite face (torch) and the fused kernels (triton; under the interpreter on a CPU)."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
+    dev = device if backend == "triton" else torch.device("cpu")
     skip, gate, bias = options
     inputs = make_inputs(*sizes, skip=skip, gate=gate, bias=bias, with_h0=with_h0, dtype=torch.float32, seed=sum(sizes))
     batch, steps, channels, _, state_size = sizes
     gen = torch.Generator().manual_seed(1)
     grad_y = torch.randn(batch, steps, channels, generator=gen, dtype=torch.float64)
     grad_final = torch.randn(batch, channels, state_size, generator=gen, dtype=torch.float64)
-    y, final, grads = run(selective_scan, inputs, grad_y, grad_final, reverse)
+    on_dev = {k: None if v is None else v.to(dev) for k, v in inputs.items()}
+    y, final, grads = run(selective_scan, on_dev, grad_y.to(dev), grad_final.to(dev), reverse)
     inputs64 = {k: None if v is None else v.double() for k, v in inputs.items()}
     y_ref, final_ref, grads_ref = run(selective_scan_reference, inputs64, grad_y, grad_final, reverse)
     assert y.dtype == torch.float32 and final.dtype == torch.float32
@@ -71,10 +80,13 @@ def test_composite_face_matches_reference(monkeypatch, sizes, options, reverse, 
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_inputs(monkeypatch, dtype):
-    monkeypatch.setenv("LRNN_SCAN_BACKEND", "torch")
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_low_precision_inputs(monkeypatch, device, backend, dtype):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
+    dev = device if backend == "triton" else torch.device("cpu")
     inputs = make_inputs(2, 50, 8, 1, 16, skip=True, gate=True, bias=True, with_h0=True, dtype=dtype, seed=3)
-    y, final = selective_scan(**inputs, dt_softplus=True, output_final_state=True)
+    on_dev = {k: None if v is None else v.to(dev) for k, v in inputs.items()}
+    y, final = selective_scan(**on_dev, dt_softplus=True, output_final_state=True)
     y_ref, final_ref = selective_scan_reference(
         **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
     )

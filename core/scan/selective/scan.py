@@ -3,7 +3,7 @@
 import torch
 
 from ..backend import accumulation_dtype, scan_backend
-from ..checks import check_scan_tensor, check_state
+from ..checks import check_scan_tensor, check_state, check_triton_runnable
 from .composite import selective_scan_composite
 from .discretize import effective_dt, per_channel, readout
 from .reference import selective_scan_reference
@@ -76,18 +76,26 @@ def selective_scan(
         ``y [B, T, D]`` in ``u``'s dtype and the final state ``[B, D, N]`` in float32 (float64 for float64
         inputs), or None.
 
-    The fused Triton kernel is not written yet: every device runs the composite face (the gates discretised to
-    ``[B, T, D, N]`` and one ``linear_scan``, which itself runs in Triton on CUDA). ``LRNN_SCAN_BACKEND=reference``
-    forces the sequential loop.
+    Faces: the composite one (gates discretised to ``[B, T, D, N]`` and one ``linear_scan``, which itself runs
+    in Triton on CUDA) is the default on every device; the fused Triton kernels (state kept in registers) run
+    with ``LRNN_SCAN_BACKEND=triton`` and become the CUDA default once they have passed on the H100 (float64
+    inputs always take the composite face). ``LRNN_SCAN_BACKEND=reference`` forces the sequential loop.
     """
     _check_inputs(u, dt, A, B, C, D, z, dt_bias)
     batch, _, channels = u.shape
     if initial_state is not None:
         check_state("initial_state", initial_state, torch.Size((batch, channels, A.shape[1])), u.device)
     args = (u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state)
-    if scan_backend(u.device) == "reference":
+    backend = scan_backend(u.device)
+    if backend == "reference":
         return selective_scan_reference(*args, output_final_state, reverse)
-    y, final_state = selective_scan_composite(*args, reverse)
+    if backend == "triton" and u.dtype != torch.float64:
+        check_triton_runnable(u.device)
+        from .triton import selective_scan_triton
+
+        y, final_state = selective_scan_triton(*args, reverse)
+    else:
+        y, final_state = selective_scan_composite(*args, reverse)
     return y, (final_state if output_final_state else None)
 
 
