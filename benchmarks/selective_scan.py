@@ -1,0 +1,108 @@
+"""Benchmark ``selective_scan`` on CUDA: the fused Triton kernels and the composite face against the memory floor.
+
+Shapes are those of the issue: about a million tokens of ``D = 768`` channels, at Vim-S's sequence length
+(197 tokens, N = 16), LION's group length (4096 voxels, N = 16) and VMamba's four routes (G = 4, N = 1), in
+bfloat16. The floor is the fewest bytes over the copy bandwidth measured in the same run: forward reads
+``u, dt, z, B, C`` and writes ``y``; backward reads ``u, dt, z, dy, B, C`` and writes ``du, ddt, dz, dB, dC``.
+The composite face materialises ``[B, T, D, N]`` float32 gates and is skipped where that does not fit.
+
+    lrnn bench selective_scan
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from .scan import RESULTS, copy_bandwidth, median_ms
+
+SHAPES = {  # name: (B, T, D, G, N)
+    "vim_s": (5120, 197, 768, 1, 16),
+    "lion": (256, 4096, 768, 1, 16),
+    "vmamba_routes": (320, 3136, 768, 4, 1),
+}
+
+
+def inputs(batch, steps, channels, groups, state_size, dtype, device):
+    gen = torch.Generator(device=device).manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
+    return {
+        "u": rand(batch, steps, channels).to(dtype),
+        "dt": (rand(batch, steps, channels) - 3).to(dtype),
+        "A": -torch.exp(0.5 * rand(channels, state_size)),
+        "B": rand(batch, steps, groups, state_size).to(dtype),
+        "C": rand(batch, steps, groups, state_size).to(dtype),
+        "D": rand(channels),
+        "z": rand(batch, steps, channels).to(dtype),
+        "dt_bias": rand(channels),
+    }
+
+
+def floor_bytes(batch, steps, channels, groups, state_size, size) -> dict[str, int]:
+    tokens = batch * steps
+    fwd = tokens * channels * size * 4 + 2 * tokens * groups * state_size * size
+    bwd = tokens * channels * size * 7 + 4 * tokens * groups * state_size * size
+    return {"fwd": fwd, "fwd+bwd": fwd + bwd}
+
+
+def time_face(backend: str, x: dict) -> dict[str, float]:
+    """Forward and forward+backward of ``selective_scan`` with ``LRNN_SCAN_BACKEND=backend``."""
+    import os
+
+    from lrnn.core.scan import selective_scan
+
+    os.environ["LRNN_SCAN_BACKEND"] = backend
+    leaves = {k: v.detach().requires_grad_() for k, v in x.items()}
+    dy = torch.randn_like(x["u"])
+
+    def fwd_bwd():
+        y, _ = selective_scan(**leaves, dt_softplus=True)
+        torch.autograd.grad(y, list(leaves.values()), dy)
+
+    try:
+        with torch.no_grad():
+            fwd = median_ms(lambda: selective_scan(**x, dt_softplus=True))
+        return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd)}
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return {}
+    finally:
+        del os.environ["LRNN_SCAN_BACKEND"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="lrnn bench selective_scan", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
+    import triton
+
+    device = torch.device("cuda")
+    gpu = torch.cuda.get_device_name(device)
+    bandwidth = copy_bandwidth(device)
+    report = {"gpu": gpu, "torch": torch.__version__, "triton": triton.__version__, "results": []}
+    report["copy_bandwidth_TBps"] = bandwidth / 1e12
+    print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
+    print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7}")
+    for name, shape in SHAPES.items():
+        x = inputs(*shape, torch.bfloat16, device)
+        floors = floor_bytes(*shape, 2)
+        for backend, face in (("triton", "fused"), ("torch", "composite")):
+            for mode, ms in time_face(backend, x).items():
+                floor_ms = floors[mode] / bandwidth * 1e3
+                row = {"shape": name, "B_T_D_G_N": shape, "face": face, "mode": mode, "ms": ms, "floor_ms": floor_ms}
+                report["results"].append(row)
+                print(f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}%")
+        del x
+        torch.cuda.empty_cache()
+    out = args.out or RESULTS / f"selective_scan_{gpu.replace(' ', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
