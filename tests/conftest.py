@@ -2,6 +2,8 @@
 
 * ``TRITON_INTERPRET=1`` is set before anything imports Triton when no GPU is present, so the Triton
   kernels run (slowly, at small sizes) on the CPU.
+* ``nan_poisoned_empty``: every ``torch.empty``/``empty_like``/``Tensor.new_empty`` made during a test starts as
+  NaN, so an output a kernel forgets to write fails; the kernel test folders use it for every test.
 * Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
   line says how many were skipped and why.
 """
@@ -15,6 +17,25 @@ HAS_CUDA = torch.cuda.is_available()
 if not HAS_CUDA:
     # Must happen before any lrnn module defines a @triton.jit kernel.
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+_empty, _empty_like, _new_empty = torch.empty, torch.empty_like, torch.Tensor.new_empty
+
+
+def _poisoned(t: torch.Tensor) -> torch.Tensor:
+    if t.is_floating_point() or t.is_complex():
+        t.fill_(float("nan"))
+    return t
+
+
+@pytest.fixture
+def nan_poisoned_empty(monkeypatch):
+    """Allocations made during the test start as NaN."""
+    monkeypatch.setattr(torch, "empty", lambda *args, **kwargs: _poisoned(_empty(*args, **kwargs)))
+    monkeypatch.setattr(torch, "empty_like", lambda *args, **kwargs: _poisoned(_empty_like(*args, **kwargs)))
+    monkeypatch.setattr(
+        torch.Tensor, "new_empty", lambda self, *args, **kwargs: _poisoned(_new_empty(self, *args, **kwargs))
+    )
 
 
 def pytest_collection_modifyitems(config, items):

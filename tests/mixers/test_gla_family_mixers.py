@@ -1,0 +1,288 @@
+"""The mixers on ``chunk_gla``: gla, retnet, mamba2, rwkv6, mlstm.
+
+For each: step form against the parallel form, pieces with the state handed on against the whole, parameter count
+against its docstring formula, gradients to every parameter, building by name, bad states named. RWKV-6 and mLSTM
+also against float64 loops written from the papers' equations (their ``chunk_gla`` forms rearrange the recurrence).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lrnn.core.mixers import build_mixer
+from lrnn.core.mixers.gla import GLA
+from lrnn.core.mixers.mamba2 import Mamba2
+from lrnn.core.mixers.mlstm import MLSTM
+from lrnn.core.mixers.retnet import RetNet
+from lrnn.core.mixers.rwkv6 import RWKV6
+
+D = 16
+CONFIGS = {
+    "gla": dict(num_heads=2, expand_k=1, expand_v=2, gate_low_rank_dim=4, use_short_conv=True, conv_size=3),
+    "gla-fla-defaults": dict(num_heads=2),
+    "retnet": dict(num_heads=2),
+    "mamba2": dict(d_state=8, headdim=8, d_conv=4),
+    "rwkv6": dict(head_dim=8, mix_low_rank_dim=4, decay_low_rank_dim=6, layer_idx=1, num_layers=3),
+    "mlstm": dict(num_heads=2, expand_v=2),
+}
+
+
+def mixer_name(key: str) -> str:
+    return key.split("-")[0]
+
+
+def make(key: str, seed: int = 0, d_model: int = D, **overrides):
+    """The mixer with every parameter moved off its initial value, so no term is zero and outputs are O(1)."""
+    torch.manual_seed(seed)
+    mixer = build_mixer(mixer_name(key), d_model=d_model, **{**CONFIGS[key], **overrides})
+    with torch.no_grad():
+        for param in mixer.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    return mixer
+
+
+def run_steps(mixer, x, state=None):
+    ys = []
+    for t in range(x.shape[1]):
+        y_t, state = mixer.step(x[:, t], state)
+        ys.append(y_t)
+    return torch.stack(ys, 1), state
+
+
+def assert_states_close(a, b):
+    for field, (u, v) in zip(a._fields, zip(a, b, strict=True), strict=True):
+        if isinstance(u, torch.Tensor):
+            torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5, msg=lambda m, f=field: f"state.{f}: {m}")
+        else:
+            assert u == v, field
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+def test_step_agrees_with_forward(key):
+    mixer = make(key)
+    x = torch.randn(2, 70, D)
+    with torch.no_grad():
+        y, state = mixer(x)
+        y_steps, state_steps = run_steps(mixer, x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    torch.testing.assert_close(y_steps, y, rtol=1e-4, atol=1e-5)
+    assert_states_close(state_steps, state)
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+def test_state_hand_over_between_pieces(key):
+    mixer = make(key)
+    x = torch.randn(2, 41, D)
+    with torch.no_grad():
+        y, state = mixer(x)
+        y1, s1 = mixer(x[:, :2])
+        y2, s2 = mixer(x[:, 2:30], s1)
+        y3, s3 = mixer.step(x[:, 30], s2)
+        y4, s4 = mixer(x[:, 31:], s3)
+    torch.testing.assert_close(torch.cat([y1, y2, y3[:, None], y4], 1), y, rtol=1e-4, atol=1e-5)
+    assert_states_close(s4, state)
+
+
+def gla_count(c, num_heads=4, expand_k=0.5, expand_v=1.0, gate_low_rank_dim=16, use_short_conv=False, conv_size=4):
+    dk, dv, r = int(c * expand_k), int(c * expand_v), gate_low_rank_dim
+    conv = conv_size * (2 * dk + dv) if use_short_conv else 0
+    return c * (2 * dk + 2 * dv) + r * (c + dk) + dk + dv * c + dv // num_heads + conv
+
+
+def retnet_count(c, num_heads=8, expand_k=1.0, expand_v=2.0):
+    dk, dv = int(c * expand_k), int(c * expand_v)
+    return 2 * c * dk + 3 * c * dv + 2 * dv
+
+
+def mamba2_count(c, d_state=128, headdim=64, d_conv=4, expand=2):
+    e, n = expand * c, d_state
+    h = e // headdim
+    return c * (2 * e + 2 * n + h) + (e + 2 * n) * (d_conv + 1) + 3 * h + e + e * c
+
+
+def rwkv6_count(c, mix_low_rank_dim=32, decay_low_rank_dim=64, **_):
+    return 5 * c * c + (10 * mix_low_rank_dim + 2 * decay_low_rank_dim + 10) * c
+
+
+def mlstm_count(c, num_heads=4, expand_k=1.0, expand_v=1.0):
+    dk, dv = int(c * expand_k), int(c * expand_v)
+    return 2 * c * dk + 3 * c * dv + dv + 2 * num_heads * (c + 1)
+
+
+COUNTS = {"gla": gla_count, "retnet": retnet_count, "mamba2": mamba2_count, "rwkv6": rwkv6_count, "mlstm": mlstm_count}
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+@pytest.mark.parametrize("d_model", [16, 64])
+def test_parameter_count_formula(key, d_model):
+    mixer = build_mixer(mixer_name(key), d_model=d_model, **CONFIGS[key])
+    assert sum(p.numel() for p in mixer.parameters()) == COUNTS[mixer_name(key)](d_model, **CONFIGS[key])
+
+
+def test_parameter_count_at_paper_sizes():
+    """Defaults at d_model = 1024 (Lina-Speech's GLA with expand_k = 1, expand_v = 2 and short conv)."""
+    cases = [
+        (GLA(1024, num_heads=4, expand_k=1, expand_v=2, use_short_conv=True), gla_count(1024, 4, 1, 2, 16, True, 4)),
+        (GLA(1024), gla_count(1024)),
+        (RetNet(1024), retnet_count(1024)),
+        (Mamba2(1024), mamba2_count(1024)),
+        (RWKV6(1024), rwkv6_count(1024)),
+        (MLSTM(1024), mlstm_count(1024)),
+    ]
+    for mixer, expected in cases:
+        assert sum(p.numel() for p in mixer.parameters()) == expected, type(mixer).__name__
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+def test_gradients_reach_every_parameter(key):
+    mixer = make(key)
+    x = torch.randn(2, 19, D, requires_grad=True)
+    y, state = mixer(x)
+    loss = y.square().sum() + state.recurrent.square().sum()
+    loss.backward()
+    for name, param in mixer.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
+    assert x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("key", CONFIGS)
+def test_gradient_reaches_the_initial_state(key):
+    mixer = make(key)
+    x = torch.randn(2, 9, D)
+    with torch.no_grad():
+        _, state = mixer(x[:, :4])
+    leaf = state.recurrent.clone().requires_grad_(True)
+    y, _ = mixer(x[:, 4:], state._replace(recurrent=leaf))
+    y.square().sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+
+
+def test_initialisations():
+    mixer = RetNet(32, num_heads=4)
+    torch.testing.assert_close(mixer.log_decay.exp(), 1 - 2.0 ** -torch.arange(5.0, 9.0))
+    mamba = Mamba2(32, d_state=4, headdim=8, dt_min=0.01, dt_max=0.02)
+    dt = F.softplus(mamba.dt_bias)
+    assert dt.min() >= 0.01 * (1 - 1e-5) and dt.max() <= 0.02 * (1 + 1e-5)
+    assert (-mamba.A_log.exp() <= -1).all() and (-mamba.A_log.exp() >= -16).all()
+    torch.testing.assert_close(mamba.D, torch.ones(8))
+    rwkv = RWKV6(32, head_dim=8)
+    assert rwkv.mix_a.abs().sum() == 0 and rwkv.mix_b.abs().max() <= 0.01
+    torch.testing.assert_close(rwkv.decay[[0, -1]], torch.tensor([-6.0, -1.0]))
+    mlstm = MLSTM(32, num_heads=4)
+    torch.testing.assert_close(mlstm.f_proj.bias, torch.tensor([3.0, 4.0, 5.0, 6.0]))
+    gla = GLA(32)
+    assert gla.gk_proj[1].bias.abs().sum() == 0
+
+
+def rwkv6_oracle(mixer: RWKV6, x: torch.Tensor) -> torch.Tensor:
+    """RWKV-6 time mixing in float64, one token at a time, written out from the paper (the authors' x060 code)."""
+    m = mixer.double()
+    x = x.double()
+    batch, length, c = x.shape
+    heads, k_dim = m.num_heads, m.head_dim
+    state = torch.zeros(batch, heads, k_dim, k_dim, dtype=torch.float64)
+    previous = torch.zeros(batch, c, dtype=torch.float64)
+    ys = []
+    for t in range(length):
+        xt = x[:, t]
+        dx = previous - xt
+        lora = torch.tanh((xt + dx * m.mu_x) @ m.mix_a).view(batch, 5, -1)
+        mixed = torch.einsum("bnr,nrc->bnc", lora, m.mix_b)
+        xw, xk, xv, xr, xg = (xt + dx * (m.mu[i] + mixed[:, i]) for i in range(5))
+        r, k, v = (p(z).view(batch, heads, k_dim) for p, z in ((m.r_proj, xr), (m.k_proj, xk), (m.v_proj, xv)))
+        w = torch.exp(-torch.exp(m.decay + torch.tanh(xw @ m.decay_a) @ m.decay_b)).view(batch, heads, k_dim)
+        kv = k.unsqueeze(-1) * v.unsqueeze(-2)
+        o = torch.einsum("bhk,bhkv->bhv", r, state + m.bonus.unsqueeze(-1) * kv)
+        state = w.unsqueeze(-1) * state + kv
+        o = F.group_norm(o.reshape(batch, c), heads, m.group_norm.weight, m.group_norm.bias, m.group_norm.eps)
+        ys.append(m.o_proj(o * F.silu(m.g_proj(xg))))
+        previous = xt
+    m.float()
+    return torch.stack(ys, 1)
+
+
+def mlstm_oracle(mixer: MLSTM, x: torch.Tensor) -> torch.Tensor:
+    """The mLSTM cell (sigmoid input gate) in float64, one step at a time, ``C`` as in the paper (``[V, K]``)."""
+    m = mixer.double()
+    x = x.double()
+    batch, length, _ = x.shape
+    heads, k_dim, v_dim = m.num_heads, m.head_k_dim, m.head_v_dim
+    memory = torch.zeros(batch, heads, v_dim, k_dim, dtype=torch.float64)
+    normaliser = torch.zeros(batch, heads, k_dim, dtype=torch.float64)
+    ys = []
+    for t in range(length):
+        xt = x[:, t]
+        q = m.q_proj(xt).view(batch, heads, k_dim)
+        k = m.k_proj(xt).view(batch, heads, k_dim) / k_dim**0.5
+        v = m.v_proj(xt).view(batch, heads, v_dim)
+        i = torch.sigmoid(m.i_proj(xt)).unsqueeze(-1)
+        f = torch.sigmoid(m.f_proj(xt)).unsqueeze(-1)
+        memory = f.unsqueeze(-1) * memory + i.unsqueeze(-1) * v.unsqueeze(-1) * k.unsqueeze(-2)
+        normaliser = f * normaliser + i * k
+        numerator = torch.einsum("bhvk,bhk->bhv", memory, q)
+        denominator = torch.einsum("bhk,bhk->bh", normaliser, q).abs().clamp(min=1).unsqueeze(-1)
+        h = torch.sigmoid(m.o_gate(xt)) * (numerator / denominator).reshape(batch, -1)
+        ys.append(m.out_proj(h))
+    m.float()
+    return torch.stack(ys, 1)
+
+
+@pytest.mark.parametrize(("key", "oracle"), [("rwkv6", rwkv6_oracle), ("mlstm", mlstm_oracle)])
+def test_against_float64_loop_from_the_paper(key, oracle):
+    mixer = make(key)
+    x = torch.randn(2, 70, D)
+    with torch.no_grad():
+        y, _ = mixer(x)
+        y_ref = oracle(mixer, x)
+    torch.testing.assert_close(y.double(), y_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_retnet_depends_on_relative_positions_only():
+    """Rotation by absolute positions: feeding the same inputs from offset 0 or 1000 with a zero state is equal."""
+    mixer = make("retnet")
+    x = torch.randn(1, 12, D)
+    with torch.no_grad():
+        y0, s0 = mixer(x)
+        state = s0._replace(recurrent=torch.zeros_like(s0.recurrent), offset=1000)
+        y1, s1 = mixer(x, state)
+    torch.testing.assert_close(y1, y0, rtol=1e-4, atol=1e-5)
+    assert s0.offset == 12 and s1.offset == 1012
+
+
+def test_built_by_name():
+    assert isinstance(build_mixer("gla", d_model=8, num_heads=2), GLA)
+    assert isinstance(build_mixer("retnet", d_model=8, num_heads=2), RetNet)
+    assert isinstance(build_mixer("mamba2", d_model=8, d_state=4, headdim=4), Mamba2)
+    assert isinstance(build_mixer("rwkv6", d_model=8, head_dim=4), RWKV6)
+    assert isinstance(build_mixer("mlstm", d_model=8, num_heads=2), MLSTM)
+
+
+@pytest.mark.parametrize("key", ["gla", "retnet", "mamba2", "rwkv6", "mlstm"])
+def test_bad_state_is_named(key):
+    mixer = make(key)
+    x = torch.randn(2, 5, D)
+    _, state = mixer(x)
+    with pytest.raises(TypeError, match="state must be"):
+        mixer(x, (state.recurrent,))
+    with pytest.raises(ValueError, match=r"state.recurrent must have shape \[3,"):
+        mixer(torch.randn(3, 5, D), state)
+    with pytest.raises(ValueError, match=r"\[B, L, C\]"):
+        mixer(torch.randn(2, D))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("gla", {"num_heads": 3}, "num_heads = 3"),
+        ("gla", {"num_heads": 0}, "num_heads"),
+        ("gla", {"gate_logit_normalizer": 0}, "gate_logit_normalizer"),
+        ("retnet", {"num_heads": 16, "expand_k": 1}, "even"),
+        ("mamba2", {"headdim": 5}, "headdim = 5"),
+        ("mamba2", {"headdim": 8, "dt_min": 0.1, "dt_max": 0.01}, "dt_min"),
+        ("rwkv6", {"head_dim": 5}, "head_dim = 5"),
+        ("rwkv6", {"head_dim": 4, "layer_idx": 2, "num_layers": 2}, "layer_idx"),
+        ("mlstm", {"num_heads": 5}, "num_heads = 5"),
+    ],
+)
+def test_bad_constructor_arguments(name, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_mixer(name, d_model=D, **kwargs)
