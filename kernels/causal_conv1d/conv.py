@@ -4,6 +4,7 @@ import os
 
 import torch
 
+from .op import causal_conv1d_fwd
 from .reference import causal_conv1d_reference, causal_conv1d_step_reference, final_conv_state
 
 BACKENDS = ("torch", "triton")
@@ -97,10 +98,8 @@ def causal_conv1d(
     width = weight.shape[1]
     if kernel_backend(x.device) == "torch":
         return causal_conv1d_reference(x, weight, bias, activation, initial_state, output_final_state)
-    from .triton import CausalConv1dTriton
-
     h0 = None if initial_state is None or width == 1 else initial_state.to(x.dtype).contiguous()
-    y = CausalConv1dTriton.apply(
+    y = causal_conv1d_fwd(
         x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous(), h0, activation == "silu"
     )
     return y, (final_conv_state(x, initial_state, width) if output_final_state else None)

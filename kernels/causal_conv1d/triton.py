@@ -196,19 +196,3 @@ def causal_conv1d_triton_bwd(
     dbias = None if bias is None else db.sum((0, 1)).to(bias.dtype)
     d_initial_state = None if dh0 is None else dh0.to(initial_state.dtype)
     return dx, dw.sum((0, 1)).to(weight.dtype), dbias, d_initial_state
-
-
-class CausalConv1dTriton(torch.autograd.Function):
-    """Autograd around the two kernels; saves only the inputs (the backward recomputes the pre-activation)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, initial_state, silu):
-        ctx.save_for_backward(x, weight, bias, initial_state)
-        ctx.silu = silu
-        return causal_conv1d_triton_fwd(x, weight, bias, initial_state, silu)
-
-    @staticmethod
-    def backward(ctx, grad_y):
-        x, weight, bias, initial_state = ctx.saved_tensors
-        grads = causal_conv1d_triton_bwd(x, weight, bias, initial_state, grad_y.contiguous(), ctx.silu)
-        return (*grads, None)

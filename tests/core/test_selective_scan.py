@@ -155,3 +155,66 @@ def test_composite_face_runs_on_cuda(groups, state_size):
     errors = {"y": relative_error(y, y_ref), "final_state": relative_error(final, final_ref)}
     errors.update({f"d{k}": relative_error(grads[k], grads_ref[k]) for k in grads_ref})
     assert max(errors.values()) < 5e-5, errors
+
+
+class _SelectiveBlock(torch.nn.Module):
+    """A small Mamba-like block: every input of ``selective_scan`` comes from a parameter or a projection."""
+
+    def __init__(self, reverse: bool):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.reverse = reverse
+        self.proj = torch.nn.Linear(4, 3 * 8 + 2 * 2 * 4)
+        self.A = torch.nn.Parameter(-torch.rand(8, 4, generator=gen) - 0.5)
+        self.D = torch.nn.Parameter(torch.randn(8, generator=gen))
+        self.dt_bias = torch.nn.Parameter(0.1 * torch.randn(8, generator=gen))
+
+    def forward(self, x, h0):
+        u, dt, z, bc = self.proj(x).split([8, 8, 8, 16], dim=-1)
+        B, C = bc.unflatten(-1, (2, 2, 4)).unbind(2)
+        y, final = selective_scan(
+            u, dt, self.A, B, C, self.D, z, self.dt_bias, True, h0, output_final_state=True, reverse=self.reverse
+        )
+        return (y**2).sum() + final.sum()
+
+
+@pytest.mark.parametrize("backend,reverse", [("torch", False), ("torch", True), ("triton", True)])
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, reverse):
+    """The composite face (``linear_scan``'s custom op and torch ops) and the fused face (``lrnn::selective_scan_*``,
+    under the interpreter on a CPU: aot_eager runs the custom ops eagerly, so only their fakes are traced)."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
+    dev = device if backend == "triton" else torch.device("cpu")
+    torch.manual_seed(0)
+    model = _SelectiveBlock(reverse).to(dev)
+    x = torch.randn(2, 9, 4, device=dev)
+    h0 = torch.randn(2, 8, 4, device=dev, requires_grad=True)
+    leaves = [*model.parameters(), h0]
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, h0)
+    grads = torch.autograd.grad(loss, leaves)
+    eager = model(x, h0)
+    grads_eager = torch.autograd.grad(eager, leaves)
+    torch.testing.assert_close(loss, eager)
+    for got, want in zip(grads, grads_eager, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_custom_ops_pass_opcheck(device, full):
+    """Schema, fake tensors, autograd registration and AOT dispatch of the fused face's two ops, with and without
+    the optional inputs."""
+    from lrnn.core.scan.selective.op import selective_scan_bwd, selective_scan_fwd
+
+    inputs = make_inputs(2, 5, 4, 2, 4, skip=full, gate=full, bias=full, with_h0=full, dtype=torch.float32, seed=4)
+    inputs = {k: None if v is None else v.float().to(device) for k, v in inputs.items()}
+    u, dt, A, B, C, D, z, dt_bias, h0 = (inputs[k] for k in NAMES)
+    leaves = [None if t is None else t.clone().requires_grad_() for t in (u, dt, A, B, C, D, z, dt_bias)]
+    h0_leaf = None if h0 is None else h0.clone().requires_grad_()
+    torch.library.opcheck(selective_scan_fwd, (*leaves, full, h0_leaf, full, True))
+    torch.library.opcheck(selective_scan_fwd, (u, dt, A, B, C, D, z, dt_bias, full, h0, full, False))
+    _, _, checkpoints = selective_scan_fwd(u, dt, A, B, C, D, z, dt_bias, full, h0, full, True)
+    grad_y, grad_final = torch.randn_like(u), torch.randn(2, 4, 4, device=device) if full else None
+    torch.library.opcheck(
+        selective_scan_bwd, (u, dt, A, B, C, D, z, dt_bias, full, checkpoints, grad_y, grad_final, full)
+    )

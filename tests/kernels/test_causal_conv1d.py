@@ -215,3 +215,51 @@ def test_triton_on_cuda_at_size(monkeypatch, dtype, with_h0):
     """The compiled kernels at the default tiles: several stretches of time, a partial channel block."""
     case = dict(width=4, with_bias=True, activation="silu", with_h0=with_h0)
     check_face("triton", "cuda", monkeypatch, shape=(3, 2051, 1540), dtype=dtype, seed=7, **case)
+
+
+class _ConvBlock(torch.nn.Module):
+    """A projection, the causal conv with SiLU (from a carried state, and on to the next one), a readout."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 6)
+        self.conv = torch.nn.Conv1d(6, 6, 4, groups=6)
+
+    def forward(self, x, state):
+        y, final = causal_conv1d(self.proj(x), self.conv.weight[:, 0], self.conv.bias, "silu", state, True)
+        return (y**2).sum() + final.sum()
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, backend):
+    """The torch face (plain torch ops) and the Triton face (``lrnn::causal_conv1d_*``, under the interpreter on a
+    CPU: aot_eager runs the custom ops eagerly, so only their fakes are traced)."""
+    monkeypatch.setenv("LRNN_KERNEL_BACKEND", backend)
+    device = "cuda" if ON_GPU and backend == "triton" else "cpu"
+    torch.manual_seed(0)
+    model = _ConvBlock().to(device)
+    x = torch.randn(2, 11, 4, device=device)
+    state = torch.randn(2, 6, 3, device=device, requires_grad=True)
+    leaves = [*model.parameters(), state]
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, state)
+    grads = torch.autograd.grad(loss, leaves)
+    eager = model(x, state)
+    grads_eager = torch.autograd.grad(eager, leaves)
+    torch.testing.assert_close(loss, eager)
+    for got, want in zip(grads, grads_eager, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("with_bias,with_h0", [(False, False), (True, True)])
+def test_custom_ops_pass_opcheck(small_tiles, with_bias, with_h0):
+    """Schema, fake tensors, autograd registration and AOT dispatch of the Triton face's two ops."""
+    from lrnn.kernels.causal_conv1d.op import causal_conv1d_bwd, causal_conv1d_fwd
+
+    device = "cuda" if ON_GPU else "cpu"
+    inputs = make_inputs((1, 6, 4), 4, with_bias, with_h0, torch.float32, seed=1)
+    x, weight, bias, h0 = (None if t is None else t.to(device) for t in inputs)
+    leaves = [None if t is None else t.clone().requires_grad_() for t in (x, weight, bias, h0)]
+    torch.library.opcheck(causal_conv1d_fwd, (*leaves, True))
+    torch.library.opcheck(causal_conv1d_bwd, (x, weight, bias, h0, torch.randn_like(x), True))

@@ -6,6 +6,7 @@ from ..backend import accumulation_dtype, scan_backend
 from ..checks import check_scan_tensor, check_state, check_triton_runnable
 from .composite import selective_scan_composite
 from .discretize import effective_dt, per_channel, readout
+from .op import selective_scan_fwd
 from .reference import selective_scan_reference
 
 
@@ -91,9 +92,10 @@ def selective_scan(
         return selective_scan_reference(*args, output_final_state, reverse)
     if backend == "triton" and u.dtype != torch.float64:
         check_triton_runnable(u.device)
-        from .triton import selective_scan_triton
-
-        y, final_state = selective_scan_triton(*args, reverse)
+        tensors = [None if t is None else t.contiguous() for t in (u, dt, A, B, C, D, z, dt_bias)]
+        h0 = None if initial_state is None else initial_state.to(torch.float32).contiguous()
+        save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*tensors, h0))
+        y, final_state, _ = selective_scan_fwd(*tensors, dt_softplus, h0, reverse, save_states)
     else:
         y, final_state = selective_scan_composite(*args, reverse)
     return y, (final_state if output_final_state else None)

@@ -17,8 +17,6 @@ import torch
 import triton
 import triton.language as tl
 
-from ..backend import accumulation_dtype
-
 
 @triton.jit
 def _combine(a1, x1, a2, x2):
@@ -217,7 +215,8 @@ def block_channels(channels: int, groups: int) -> int:
     return max(bs for bs in (1, 2, 4, 8, 16, 32) if per_group % bs == 0)
 
 
-def _tiles(state_size: int) -> dict:
+def tile_sizes(state_size: int) -> dict:
+    """``BT`` time steps per tile and ``BN >= N`` states, so a ``[BT, BD, BN]`` tile stays in registers."""
     block_n = triton.next_power_of_2(state_size)
     return {"BT": max(4, min(64, 256 // block_n)), "BN": block_n}
 
@@ -227,7 +226,7 @@ def selective_scan_triton_fwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initia
     and, if ``save_states``, the checkpoints ``[B, n_tiles, D, N]`` (else None)."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    block_d, tiles = block_channels(channels, groups), _tiles(state_size)
+    block_d, tiles = block_channels(channels, groups), tile_sizes(state_size)
     n_tiles = triton.cdiv(steps, tiles["BT"])
     y = torch.empty_like(u)
     final_state = torch.empty(batch, channels, state_size, device=u.device, dtype=torch.float32)
@@ -248,7 +247,7 @@ def selective_scan_triton_bwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, checkp
     where that input was None (the initial state's gradient is always returned)."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    block_d, tiles = block_channels(channels, groups), _tiles(state_size)
+    block_d, tiles = block_channels(channels, groups), tile_sizes(state_size)
     n_blocks = triton.cdiv(channels, block_d)
     du, ddt = torch.empty_like(u), torch.empty_like(dt)
     dz = torch.empty_like(z) if z is not None else None
@@ -277,34 +276,3 @@ def selective_scan_triton_bwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, checkp
         None if dt_bias is None else dbias.sum(0).to(dt_bias.dtype),
         dh0,
     )
-
-
-class SelectiveScanTriton(torch.autograd.Function):
-    """Autograd around the two kernels; inputs must be contiguous, the initial state float32 or None."""
-
-    @staticmethod
-    def forward(ctx, u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse):
-        needs_grad = any(ctx.needs_input_grad)
-        y, final_state, checkpoints = selective_scan_triton_fwd(
-            u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse, needs_grad
-        )
-        ctx.save_for_backward(u, dt, A, B, C, D, z, dt_bias, checkpoints)
-        ctx.dt_softplus, ctx.reverse, ctx.has_h0 = dt_softplus, reverse, initial_state is not None
-        return y, final_state
-
-    @staticmethod
-    def backward(ctx, grad_y, grad_final):
-        u, dt, A, B, C, D, z, dt_bias, checkpoints = ctx.saved_tensors
-        grads = selective_scan_triton_bwd(
-            u, dt, A, B, C, D, z, dt_bias, ctx.dt_softplus, checkpoints, grad_y.contiguous(),
-            None if grad_final is None else grad_final.contiguous(), ctx.reverse,
-        )  # fmt: skip
-        *inputs, dh0 = grads
-        return (*inputs[:8], None, dh0 if ctx.has_h0 else None, None)
-
-
-def selective_scan_triton(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse):
-    """The fused face: ``(y, final_state)``; shapes as in ``selective_scan``."""
-    contiguous = [None if t is None else t.contiguous() for t in (u, dt, A, B, C, D, z, dt_bias)]
-    h0 = None if initial_state is None else initial_state.to(accumulation_dtype(u.dtype)).contiguous()
-    return SelectiveScanTriton.apply(*contiguous[:8], dt_softplus, h0, reverse)
