@@ -43,6 +43,15 @@ def copy_bandwidth(device: torch.device) -> float:
     return 2 * src.numel() * src.element_size() / (median_ms(lambda: dst.copy_(src)) * 1e-3)
 
 
+def write_report(report: dict, subject: str, out: Path | None) -> Path:
+    """Write ``report`` as JSON to ``out`` or ``benchmarks/results/<subject>_<gpu>.json``; returns the path."""
+    out = out or RESULTS / f"{subject}_{report['gpu'].replace(' ', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return out
+
+
 def scan_inputs(shape, dtype, device):
     gen = torch.Generator(device=device).manual_seed(0)
     a = (0.5 + 0.5 * torch.rand(shape, device=device, generator=gen)).to(dtype)
@@ -173,11 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
         del a, x, dh
         torch.cuda.empty_cache()
 
-    out = args.out or RESULTS / f"scan_{gpu.replace(' ', '_')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
-    print(f"wrote {out}")
+    write_report(report, "scan", args.out)
     return report
 
 

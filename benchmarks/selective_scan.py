@@ -10,12 +10,11 @@ The composite face materialises ``[B, T, D, N]`` float32 gates and is skipped wh
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from .scan import RESULTS, copy_bandwidth, median_ms
+from .scan import copy_bandwidth, median_ms, write_report
 
 SHAPES = {  # name: (B, T, D, G, N)
     "vim_s": (5120, 197, 768, 1, 16),
@@ -97,10 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}%")
         del x
         torch.cuda.empty_cache()
-    out = args.out or RESULTS / f"selective_scan_{gpu.replace(' ', '_')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(report, "selective_scan", args.out)
     return report
 
 

@@ -1,12 +1,13 @@
 """The public ``chunk_gla`` and ``chunk_gla_step``: validate once, then dispatch to a face."""
 
+import os
 from itertools import pairwise
 from numbers import Real
 
 import torch
 
 from ..backend import accumulation_dtype, scan_backend
-from ..checks import check_scan_tensor, check_state
+from ..checks import check_scan_tensor, check_state, check_triton_runnable
 from .chunked import chunk_gla_chunked
 from .gates import log_gate
 from .reference import chunk_gla_reference
@@ -80,6 +81,13 @@ def _check_initial_state(name: str, state: torch.Tensor, shape: tuple, device: t
     return state
 
 
+def _backend(device: torch.device) -> str:
+    """``LRNN_SCAN_BACKEND`` when set; otherwise the chunked face everywhere (the Triton face is opt-in until it
+    has passed on the H100)."""
+    backend = scan_backend(device)
+    return "torch" if backend == "triton" and not os.environ.get("LRNN_SCAN_BACKEND") else backend
+
+
 def chunk_gla(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -110,7 +118,9 @@ def chunk_gla(
         ``o [B, T, H, V]`` in ``q``'s dtype, and the final states ``[N, H, K, V]`` in float32 (float64 for
         float64 inputs) or None.
 
-    The Triton face is not written yet: every device, CUDA included, runs the chunked PyTorch face;
+    Faces: by default every device, CUDA included, runs the chunked PyTorch face until the Triton kernels
+    (``triton.py``) have passed on the H100; ``LRNN_SCAN_BACKEND=triton`` selects them (CUDA tensors, or the CPU
+    under ``TRITON_INTERPRET=1``; float64 inputs stay on the chunked face, the kernels compute in float32) and
     ``LRNN_SCAN_BACKEND=reference`` forces the sequential loop.
 
     Example::
@@ -126,8 +136,15 @@ def chunk_gla(
     if initial_state is not None:
         _check_initial_state("initial_state", initial_state, (sequences, heads, key_dim, v.shape[-1]), q.device)
     scale = _check_scale(scale, key_dim)
-    if scan_backend(q.device) == "reference":
+    backend = _backend(q.device)
+    if backend == "reference":
         return chunk_gla_reference(q, k, v, g, scale, initial_state, output_final_state, reverse, cu_seqlens)
+    if backend == "triton" and q.dtype != torch.float64:
+        check_triton_runnable(q.device)
+        from .triton import chunk_gla_triton
+
+        o, final_state = chunk_gla_triton(q, k, v, log_gate(g, q), scale, initial_state, reverse, cu_seqlens)
+        return o, (final_state if output_final_state else None)
     o, final_state = chunk_gla_chunked(q, k, v, log_gate(g, q), scale, initial_state, reverse, cu_seqlens)
     return o, (final_state if output_final_state else None)
 

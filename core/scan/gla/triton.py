@@ -1,0 +1,537 @@
+"""The Triton face of ``chunk_gla``: chunked forward and backward kernels, read in place in ``[B, T, H, *]``.
+
+Time is cut into chunks of ``BT`` steps, visited in *processing order*: position ``p`` is time ``t = p`` or, with
+``reverse``, ``t = T - 1 - p``. Every kernel maps positions to times when it forms its pointers, so a reverse scan
+reads and writes the tensors in place (no flipped copies) and its intra-chunk mask, causal in positions, is
+anti-causal in time. Within a chunk ``G`` is the inclusive cumulative log gate (``[BT, K]`` per key, one column per
+head for a scalar gate, which loads as a broadcast row), ``gl`` its last row and ``S`` the state entering the chunk:
+
+    o_i   = scale * (q_i * exp(G_i)) S + scale * sum_{j <= i} sum_k q_ik k_jk exp(G_ik - G_jk) v_j
+    S'    = exp(gl) * S + sum_j (k_j * exp(gl - G_j))^T v_j
+
+Kernels (grid in brackets):
+
+1. ``_cumsum_kernel`` [chunks, B*H]: ``G`` in float32, chunk-local, in the inputs' layout.
+2. ``_fwd_h_kernel`` [K blocks, V blocks, B*H]: the states entering every chunk, ``h [B, NT, H, K, V]`` float32,
+   and the final state; a sequential loop over chunks.
+3. ``_fwd_o_kernel`` [V blocks, chunks, B*H]: ``o`` from ``h`` and the intra-chunk scores, sub-chunk by sub-chunk.
+4. ``_bwd_dh_kernel`` [K blocks, V blocks, B*H]: ``dS`` leaving every chunk (``dh``), in reverse, and ``dh0``:
+   ``dS <- exp(gl) * dS' + scale * sum_i (q_i * exp(G_i))^T do_i``.
+5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv_j = sum_{i >= j} A_ij do_i + (k_j exp(gl - G_j)) dS'``.
+6. ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``.
+
+Saved for the backward: the inputs only; ``G`` and ``h`` are recomputed (kernels 1 and 2).
+
+Numerical safety (the anchor scheme of ``chunked.py``): every exponential has an argument <= 0 for log gates <= 0.
+A chunk is cut into sub-chunks of ``BC`` steps. Scores between a query sub-chunk ``I`` and an earlier key
+sub-chunk ``J`` split the decay at an anchor step ``a`` between them, ``exp(G_i - G_a) * exp(G_a - G_j)``, both
+factors <= 1, folded into the operands of one ``tl.dot``; a diagonal block forms ``exp(G_i - G_j)`` elementwise,
+``[BC, BC, BK]``, clamped at 0 above the diagonal before the exponential.
+
+The gate gradient: with ``B_t`` the cumulative log gate over the whole sequence, ``q_t`` and ``k_t`` only ever
+appear as ``q_t exp(B_t)`` and ``k_t exp(-B_t)`` (and ``exp(B_T)`` scales the final state), so
+``dL/dB_t = q_t dq_t - k_t dk_t`` (+ ``sum_v dS_T * S_T`` at the last step) and ``dg_u = sum_{t >= u} dL/dB_t``.
+Chunk by chunk the later chunks' share is ``sum_v dS' * S'`` at the chunk's end (``S'`` the state leaving it, the
+next entry of ``h`` or the final state), so ``dg`` is a reverse cumulative sum within the chunk plus that row.
+A scalar gate's gradient is the per-key one summed over keys (the wrapper reduces; a fixed gate's view sums the rest).
+
+Arithmetic and states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit ones.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+# Chunk, sub-chunk and tile sizes; tests patch ``launch_config`` to small tiles.
+CHUNK = 64
+SUBCHUNK = 16
+
+
+def launch_config(key_dim: int, value_dim: int) -> dict:
+    """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
+    edges)."""
+    return {
+        "BT": CHUNK,
+        "BC": SUBCHUNK,
+        "BK": min(64, max(16, triton.next_power_of_2(key_dim))),
+        "BV": min(64, max(16, triton.next_power_of_2(value_dim))),
+        "num_warps": 4,
+    }
+
+
+@triton.jit
+def _positions(n, start, T, BT: tl.constexpr, ROWS: tl.constexpr, REVERSE: tl.constexpr):
+    """Times and validity of ``ROWS`` rows starting at row ``start`` of chunk ``n`` (processing order)."""
+    p = n * BT + start + tl.arange(0, ROWS)
+    if REVERSE:
+        t = T - 1 - p
+    else:
+        t = p
+    return t.to(tl.int64), p < T
+
+
+@triton.jit
+def _time(p, T, REVERSE: tl.constexpr):
+    """The time of processing position ``p``."""
+    if REVERSE:
+        return (T - 1 - p).to(tl.int64)
+    return p.to(tl.int64)
+
+
+@triton.jit
+def _load_rows(ptr, base, t, valid, cols, mask_c, stride_t):
+    """A ``[rows, cols]`` tile of a ``[B, T, H, W]`` tensor in float32 (0 outside), ``base`` at ``(b, 0, h, 0)``."""
+    offs = base + t[:, None] * stride_t + cols[None, :]
+    return tl.load(ptr + offs, mask=valid[:, None] & mask_c[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _store_rows(ptr, base, t, valid, cols, mask_c, stride_t, value):
+    offs = base + t[:, None] * stride_t + cols[None, :]
+    tl.store(ptr + offs, value.to(ptr.dtype.element_ty), mask=valid[:, None] & mask_c[None, :])
+
+
+@triton.jit
+def _gate_cols(cols, PER_KEY: tl.constexpr):
+    """Column offsets into ``G``: the key's own column, or column 0 of a scalar gate for every key."""
+    if PER_KEY:
+        return cols
+    return cols * 0
+
+
+@triton.jit
+def _gate_row(gc_ptr, base_g, p, T, cols, mask_c, stride_g, PER_KEY: tl.constexpr, REVERSE: tl.constexpr):
+    """``G`` at processing position ``p`` as a ``[BK]`` vector: 0 before the start, the last step's past the end
+    (so an anchor beyond a partial chunk stays a step at or after every valid key)."""
+    p = tl.minimum(p, T - 1)
+    offs = base_g + _time(p, T, REVERSE) * stride_g + _gate_cols(cols, PER_KEY)
+    return tl.load(gc_ptr + offs, mask=mask_c & (p >= 0), other=0.0)
+
+
+@triton.jit
+def _masked_exp(x, valid):
+    """``exp(x)`` on valid rows, 0 on the others (whatever ``x`` holds there)."""
+    return tl.where(valid[:, None], tl.exp(x), 0.0)
+
+
+@triton.jit
+def _diagonal_decay(G, BC: tl.constexpr):
+    """``exp(G_i - G_j)`` for ``j <= i`` and 0 above the diagonal: ``[BC, BC, BK]`` from ``G [BC, BK]``."""
+    rows = tl.arange(0, BC)
+    causal = (rows[:, None] >= rows[None, :])[:, :, None]
+    return tl.where(causal, tl.exp(tl.minimum(G[:, None, :] - G[None, :, :], 0.0)), 0.0)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _cumsum_kernel(
+    g_ptr, gc_ptr, T, H, KG,
+    BT: tl.constexpr, BK: tl.constexpr, REVERSE: tl.constexpr,
+):  # fmt: skip
+    n, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    base = (bh // H * T * H + bh % H) * KG
+    t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+    for c0 in range(0, KG, BK):
+        cols = c0 + tl.arange(0, BK)
+        mask_c = cols < KG
+        g = _load_rows(g_ptr, base, t, valid, cols, mask_c, H * KG)
+        _store_rows(gc_ptr, base, t, valid, cols, mask_c, H * KG, tl.cumsum(g, axis=0))
+
+
+@triton.jit(do_not_specialize=["T"])
+def _fwd_h_kernel(
+    k_ptr, v_ptr, gc_ptr, h0_ptr, h_ptr, ht_ptr, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, HAS_H0: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    cols_k = kb * BK + tl.arange(0, BK)
+    cols_v = vb * BV + tl.arange(0, BV)
+    mask_k, mask_v = cols_k < K, cols_v < V
+    mask_kv = mask_k[:, None] & mask_v[None, :]
+    state_offs = cols_k[:, None] * V + cols_v[None, :]
+    state = tl.zeros([BK, BV], dtype=tl.float32)
+    if HAS_H0:
+        state = tl.load(h0_ptr + bh * K * V + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    gcols = _gate_cols(cols_k, PER_KEY)
+    for n in range(0, NT):
+        tl.store(h_ptr + ((b * NT + n) * H + h) * K * V + state_offs, state, mask=mask_kv)
+        t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+        last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+        G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
+        k = _load_rows(k_ptr, base_k, t, valid, cols_k, mask_k, H * K) * _masked_exp(last[None, :] - G, valid)
+        v = _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V)
+        state = state * tl.exp(last)[:, None] + tl.dot(tl.trans(k), v, input_precision=PRECISION)
+    tl.store(ht_ptr + bh * K * V + state_offs, state, mask=mask_kv)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _fwd_o_kernel(
+    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, o_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    cols_v = vb * BV + tl.arange(0, BV)
+    mask_v = cols_v < V
+    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
+    for ic in range(0, BT // BC):
+        t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
+        v_i = _load_rows(v_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V)
+        acc = tl.zeros([BC, BV], dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            cols_k = k0 + tl.arange(0, BK)
+            mask_k = cols_k < K
+            gcols = _gate_cols(cols_k, PER_KEY)
+            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
+            state = tl.load(
+                state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
+            )
+            acc += tl.dot(q_i * _masked_exp(G_i, valid_i), state, input_precision=PRECISION)
+            scores = tl.sum(q_i[:, None, :] * k_i[None, :, :] * _diagonal_decay(G_i, BC), axis=2)
+            acc += tl.dot(scores, v_i, input_precision=PRECISION)
+            # Earlier sub-chunks, anchored at the step before this one.
+            anchor = _gate_row(
+                gc_ptr, base_g, n * BT + tl.maximum(ic * BC - 1, 0), T, cols_k, mask_k, H * KG, PER_KEY, REVERSE
+            )
+            q_a = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
+            for jc in range(0, ic):
+                t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+                G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+                k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+                k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
+                v_j = _load_rows(v_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V)
+                scores = tl.dot(q_a, tl.trans(k_j), input_precision=PRECISION)
+                acc += tl.dot(scores, v_j, input_precision=PRECISION)
+        _store_rows(o_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V, acc * scale)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_dh_kernel(
+    q_ptr, do_ptr, gc_ptr, dht_ptr, dh_ptr, dh0_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, HAS_DHT: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    cols_k = kb * BK + tl.arange(0, BK)
+    cols_v = vb * BV + tl.arange(0, BV)
+    mask_k, mask_v = cols_k < K, cols_v < V
+    mask_kv = mask_k[:, None] & mask_v[None, :]
+    state_offs = cols_k[:, None] * V + cols_v[None, :]
+    grad = tl.zeros([BK, BV], dtype=tl.float32)
+    if HAS_DHT:
+        grad = tl.load(dht_ptr + bh * K * V + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    gcols = _gate_cols(cols_k, PER_KEY)
+    for i in range(0, NT):
+        n = NT - 1 - i
+        tl.store(dh_ptr + ((b * NT + n) * H + h) * K * V + state_offs, grad, mask=mask_kv)
+        t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+        last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+        G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
+        q = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K) * _masked_exp(G, valid)
+        do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
+        grad = grad * tl.exp(last)[:, None] + scale * tl.dot(tl.trans(q), do, input_precision=PRECISION)
+    tl.store(dh0_ptr + bh * K * V + state_offs, grad, mask=mask_kv)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_dv_kernel(
+    q_ptr, k_ptr, gc_ptr, do_ptr, dh_ptr, dv_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    NC: tl.constexpr = BT // BC
+    cols_v = vb * BV + tl.arange(0, BV)
+    mask_v = cols_v < V
+    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
+    p_last = tl.minimum(n * BT + BT, T) - 1
+    for jc in range(0, NC):
+        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+        do_j = _load_rows(do_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V)
+        inter = tl.zeros([BC, BV], dtype=tl.float32)
+        intra = tl.zeros([BC, BV], dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            cols_k = k0 + tl.arange(0, BK)
+            mask_k = cols_k < K
+            gcols = _gate_cols(cols_k, PER_KEY)
+            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+            q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+            last = _gate_row(gc_ptr, base_g, p_last, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+            grad = tl.load(
+                grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
+            )
+            inter += tl.dot(k_j * _masked_exp(last[None, :] - G_j, valid_j), grad, input_precision=PRECISION)
+            scores = tl.sum(q_j[:, None, :] * k_j[None, :, :] * _diagonal_decay(G_j, BC), axis=2)
+            intra += tl.dot(tl.trans(scores), do_j, input_precision=PRECISION)
+            # Later sub-chunks, anchored at this one's last step.
+            anchor = _gate_row(gc_ptr, base_g, n * BT + jc * BC + BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+            k_b = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
+            for ic in range(jc + 1, NC):
+                t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
+                G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
+                q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+                q_i = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
+                do_i = _load_rows(do_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V)
+                scores = tl.dot(q_i, tl.trans(k_b), input_precision=PRECISION)
+                intra += tl.dot(tl.trans(scores), do_i, input_precision=PRECISION)
+        _store_rows(dv_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V, inter + scale * intra)
+
+
+@triton.jit
+def _dot_rows(a_ptr, b_ptr, base, t_a, valid_a, t_b, valid_b, V, stride_t, BC: tl.constexpr, BV: tl.constexpr,
+              PRECISION: tl.constexpr):  # fmt: skip
+    """``a_i . b_j`` over all ``V`` columns, ``[BC, BC]``: ``dA_ij = do_i . v_j``."""
+    acc = tl.zeros([BC, BC], dtype=tl.float32)
+    for v0 in range(0, V, BV):
+        cols = v0 + tl.arange(0, BV)
+        mask = cols < V
+        a = _load_rows(a_ptr, base, t_a, valid_a, cols, mask, stride_t)
+        b = _load_rows(b_ptr, base, t_b, valid_b, cols, mask, stride_t)
+        acc += tl.dot(a, tl.trans(b), input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
+def _dot_state(x_ptr, base, t, valid, state_ptr, cols_k, mask_k, V, stride_t, BC: tl.constexpr, BK: tl.constexpr,
+               BV: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """``x S^T`` over all ``V`` columns for ``x [BC, V]`` rows and the state block ``S [BK, V]``: ``[BC, BK]``."""
+    acc = tl.zeros([BC, BK], dtype=tl.float32)
+    for v0 in range(0, V, BV):
+        cols = v0 + tl.arange(0, BV)
+        mask = cols < V
+        x = _load_rows(x_ptr, base, t, valid, cols, mask, stride_t)
+        state = tl.load(
+            state_ptr + cols_k[:, None] * V + cols[None, :], mask=mask_k[:, None] & mask[None, :], other=0.0
+        )
+        acc += tl.dot(x, tl.trans(state), input_precision=PRECISION)
+    return acc
+
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_dqk_kernel(
+    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, ht_ptr, do_ptr, dh_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    kb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    NC: tl.constexpr = BT // BC
+    cols_k = kb * BK + tl.arange(0, BK)
+    mask_k = cols_k < K
+    gcols = _gate_cols(cols_k, PER_KEY)
+    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
+    grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
+    next_ptr = h_ptr + ((b * NT + n + 1) * H + h) * K * V
+    if n == NT - 1:
+        next_ptr = ht_ptr + bh * K * V
+    # The later chunks' share of dg: sum_v dS' * S' at this chunk's end.
+    carry = tl.zeros([BK], dtype=tl.float32)
+    for v0 in range(0, V, BV):
+        cols = v0 + tl.arange(0, BV)
+        offs = cols_k[:, None] * V + cols[None, :]
+        mask = mask_k[:, None] & (cols < V)[None, :]
+        carry += tl.sum(
+            tl.load(grad_ptr + offs, mask=mask, other=0.0) * tl.load(next_ptr + offs, mask=mask, other=0.0), 1
+        )
+    last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+    for step in range(0, NC):
+        ic = NC - 1 - step
+        t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
+        q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+        k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+        G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
+        # Inter-chunk parts: dq_i = scale (do_i S^T) exp(G_i), dk_i = (v_i dS'^T) exp(gl - G_i).
+        dq = scale * _dot_state(do_ptr, base_v, t_i, valid_i, state_ptr, cols_k, mask_k, V, H * V, BC, BK, BV,
+                                PRECISION) * _masked_exp(G_i, valid_i)  # fmt: skip
+        dk = _dot_state(v_ptr, base_v, t_i, valid_i, grad_ptr, cols_k, mask_k, V, H * V, BC, BK, BV,
+                        PRECISION) * _masked_exp(last[None, :] - G_i, valid_i)  # fmt: skip
+        # The diagonal block.
+        d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_i, valid_i, t_i, valid_i, V, H * V, BC, BV, PRECISION)
+        decay = _diagonal_decay(G_i, BC) * d_scores[:, :, None]
+        dq += scale * tl.sum(decay * k_i[None, :, :], axis=1)
+        dk += scale * tl.sum(decay * q_i[:, None, :], axis=0)
+        # Earlier key sub-chunks for dq, anchored at the step before this sub-chunk.
+        anchor = _gate_row(
+            gc_ptr, base_g, n * BT + tl.maximum(ic * BC - 1, 0), T, cols_k, mask_k, H * KG, PER_KEY, REVERSE
+        )
+        acc = tl.zeros([BC, BK], dtype=tl.float32)
+        for jc in range(0, ic):
+            t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+            k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
+            d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_i, valid_i, t_j, valid_j, V, H * V, BC, BV, PRECISION)
+            acc += tl.dot(d_scores, k_j, input_precision=PRECISION)
+        dq += scale * acc * _masked_exp(G_i - anchor[None, :], valid_i)
+        # Later query sub-chunks for dk, anchored at this sub-chunk's last step.
+        anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC + BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+        acc = tl.zeros([BC, BK], dtype=tl.float32)
+        for jc in range(ic + 1, NC):
+            t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+            q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+            q_j = q_j * _masked_exp(G_j - anchor[None, :], valid_j)
+            d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_j, valid_j, t_i, valid_i, V, H * V, BC, BV, PRECISION)
+            acc += tl.dot(tl.trans(d_scores), q_j, input_precision=PRECISION)
+        dk += scale * acc * _masked_exp(anchor[None, :] - G_i, valid_i)
+        _store_rows(dq_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dq)
+        _store_rows(dk_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dk)
+        # dg_u = sum_{t >= u} (q_t dq_t - k_t dk_t) + the later chunks' share.
+        part = q_i * dq - k_i * dk
+        _store_rows(
+            dg_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, tl.cumsum(part, axis=0, reverse=True) + carry[None, :]
+        )
+        carry += tl.sum(part, axis=0)
+
+
+_PRECISION = {torch.float32: "ieee", torch.float16: "tf32", torch.bfloat16: "tf32"}
+
+
+def _common(q: torch.Tensor, v: torch.Tensor, g: torch.Tensor, cfg: dict) -> tuple:
+    batch, steps, heads, key_dim = q.shape
+    n_chunks = triton.cdiv(steps, cfg["BT"])
+    return batch, steps, heads, key_dim, v.shape[-1], g.shape[-1], n_chunks
+
+
+def chunk_cumsum(g: torch.Tensor, reverse: bool, cfg: dict) -> torch.Tensor:
+    """The chunk-local inclusive cumulative sum of ``g [B, T, H, Kg]`` in processing order, float32."""
+    batch, steps, heads, width = g.shape
+    gc = torch.empty(g.shape, dtype=torch.float32, device=g.device)
+    grid = (triton.cdiv(steps, cfg["BT"]), batch * heads)
+    block = min(cfg["BK"], max(16, triton.next_power_of_2(width)))
+    _cumsum_kernel[grid](g, gc, steps, heads, width, BT=cfg["BT"], BK=block, REVERSE=reverse)
+    return gc
+
+
+def chunk_states(k, v, gc, initial_state, reverse, cfg):
+    """The float32 states entering every chunk ``h [B, NT, H, K, V]`` and the final state ``[B, H, K, V]``."""
+    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(k, v, gc, cfg)
+    h = torch.empty(batch, n_chunks, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
+    final_state = torch.empty(batch, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
+    grid = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), batch * heads)
+    _fwd_h_kernel[grid](
+        k, v, gc, initial_state, h, final_state, steps, heads, key_dim, value_dim, width, n_chunks,
+        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, HAS_H0=initial_state is not None,
+        REVERSE=reverse, PRECISION=_PRECISION[k.dtype], num_warps=cfg["num_warps"],
+    )  # fmt: skip
+    return h, final_state
+
+
+def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cfg=None):
+    """Forward launch. ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` contiguous, ``g [B, T, H, Kg]`` contiguous
+    (``Kg`` is ``K`` or 1), ``initial_state [B, H, K, V]`` float32 or None.
+
+    Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final state in float32.
+    """
+    cfg = cfg or launch_config(q.shape[-1], v.shape[-1])
+    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(q, v, g, cfg)
+    gc = chunk_cumsum(g, reverse, cfg)
+    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg)
+    o = torch.empty_like(v)
+    grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
+    _fwd_o_kernel[grid](
+        q, k, v, gc, h, o, scale, steps, heads, key_dim, value_dim, width, n_chunks,
+        BT=cfg["BT"], BC=cfg["BC"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
+        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    )  # fmt: skip
+    return o, final_state
+
+
+def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg=None):
+    """Backward launch: recomputes ``G`` and ``h``, then ``dh``, ``dv``, ``dq``, ``dk`` and ``dg``.
+
+    Returns ``dq, dk, dv`` in the inputs' dtype, ``dg [B, T, H, Kg]`` and ``dh0 [B, H, K, V]`` in float32.
+    """
+    cfg = cfg or launch_config(q.shape[-1], v.shape[-1])
+    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(q, v, g, cfg)
+    gc = chunk_cumsum(g, reverse, cfg)
+    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg)
+    common = dict(BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
+                  PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"])  # fmt: skip
+    dh = torch.empty_like(h)
+    dh0 = torch.empty(batch, heads, key_dim, value_dim, dtype=torch.float32, device=q.device)
+    grid = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), batch * heads)
+    _bwd_dh_kernel[grid](
+        q, do, gc, dht, dh, dh0, scale, steps, heads, key_dim, value_dim, width, n_chunks,
+        HAS_DHT=dht is not None, **common,
+    )  # fmt: skip
+    dv = torch.empty_like(v)
+    grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
+    _bwd_dv_kernel[grid](
+        q, k, gc, do, dh, dv, scale, steps, heads, key_dim, value_dim, width, n_chunks, BC=cfg["BC"], **common
+    )
+    dq, dk = torch.empty_like(q), torch.empty_like(k)
+    dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
+    grid = (triton.cdiv(key_dim, cfg["BK"]), n_chunks, batch * heads)
+    _bwd_dqk_kernel[grid](
+        q, k, v, gc, h, final_state, do, dh, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width, n_chunks,
+        BC=cfg["BC"], **common,
+    )  # fmt: skip
+    if width == 1:
+        dg = dg.sum(-1, keepdim=True)
+    return dq, dk, dv, dg, dh0
+
+
+class ChunkGLAFunction(torch.autograd.Function):
+    """Autograd around the launches; saves the inputs only."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, g, scale, initial_state, reverse):
+        gate = g.contiguous() if g is not None else q.new_zeros(*q.shape[:-1], 1, dtype=torch.float32)
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        o, final_state = chunk_gla_triton_fwd(q, k, v, gate, scale, initial_state, reverse)
+        ctx.save_for_backward(q, k, v, gate, initial_state)
+        ctx.scale, ctx.reverse, ctx.has_gate = scale, reverse, g is not None
+        ctx.gate_dtype = None if g is None else g.dtype
+        return o, final_state
+
+    @staticmethod
+    def backward(ctx, do, dht):
+        q, k, v, gate, initial_state = ctx.saved_tensors
+        dq, dk, dv, dg, dh0 = chunk_gla_triton_bwd(
+            q, k, v, gate, ctx.scale, initial_state, do.contiguous(), dht, ctx.reverse
+        )
+        dg = dg.to(ctx.gate_dtype) if ctx.has_gate else None
+        return dq, dk, dv, dg, None, dh0 if initial_state is not None else None, None
+
+
+def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
+    """``chunk_gla`` on the Triton kernels, differentiable. ``g [B, T, H, Kg]`` (see ``log_gate``) or None,
+    ``initial_state [N, H, K, V]`` or None. With ``cu_seqlens`` the wrapper loops over the sequences on the host
+    (one launch sequence each; a varlen kernel is left for later).
+
+    Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final states ``[N, H, K, V]`` in float32.
+    """
+    if initial_state is not None:
+        initial_state = initial_state.float()
+    if cu_seqlens is None:
+        return ChunkGLAFunction.apply(q, k, v, g, scale, initial_state, reverse)
+    bounds = cu_seqlens.tolist()
+    shape = (1, q.shape[2], q.shape[3], v.shape[3])
+    outputs, final_states = [], []
+    for n in range(len(bounds) - 1):
+        bos, eos = bounds[n], bounds[n + 1]
+        state = None if initial_state is None else initial_state[n : n + 1]
+        if bos == eos:
+            final_states.append(q.new_zeros(shape, dtype=torch.float32) if state is None else state)
+            continue
+        span = slice(bos, eos)
+        o, state = ChunkGLAFunction.apply(
+            q[:, span], k[:, span], v[:, span], None if g is None else g[:, span], scale, state, reverse
+        )
+        outputs.append(o)
+        final_states.append(state)
+    o = torch.cat(outputs, 1) if outputs else torch.zeros_like(v)
+    return o, torch.cat(final_states)

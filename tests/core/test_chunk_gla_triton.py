@@ -1,0 +1,147 @@
+"""chunk_gla: the Triton face against the float64 reference (CPU interpreter at small tiles, GPU at scale)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lrnn.core.scan.gla import chunk_gla, chunk_gla_reference
+from lrnn.core.scan.gla import triton as triton_face
+from scan_testing import relative_error
+from test_chunk_gla import TOLERANCE, assert_close_to, make_inputs, reference, run
+
+ON_GPU = torch.cuda.is_available()
+# Under the interpreter: 32-step chunks of two 16-step sub-chunks and 32-wide tiles, so T = 63 and 130 have several
+# chunks with a partial last one, and K = 48, V = 100 partial key and value tiles.
+SMALL_TILES = {"BT": 32, "BC": 16, "BK": 32, "BV": 32, "num_warps": 1}
+
+# (gate, normalizer, T, K, V, reverse): every gate form and strength, each size and direction several times.
+CASES = [
+    ("per_key", 0.1, 130, 48, 100, False),
+    ("per_key", 1, 63, 32, 32, True),
+    ("per_key", 10, 1, 48, 100, False),
+    ("per_key", 1, 130, 48, 100, True),
+    ("per_head", 0.1, 63, 32, 32, False),
+    ("per_head", 1, 130, 32, 32, True),
+    ("per_head", 10, 63, 32, 32, True),
+    ("fixed", 1, 63, 48, 100, False),
+    ("fixed", 1, 1, 32, 32, True),
+    ("none", 1, 130, 32, 32, False),
+    ("none", 1, 63, 48, 100, True),
+]
+
+
+@pytest.fixture(autouse=True)
+def _triton_backend(monkeypatch):
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    if not ON_GPU:
+        monkeypatch.setattr(triton_face, "launch_config", lambda key_dim, value_dim: SMALL_TILES)
+
+
+@pytest.mark.parametrize("gate,normalizer,T,K,V,reverse", CASES)
+def test_triton_face_matches_reference(device, gate, normalizer, T, K, V, reverse):
+    """o, the final state and the gradients of q, k, v, g and the initial state, float32."""
+    inputs, cotangents = make_inputs(2, T, 2, K, V, gate, normalizer, seed=T + K)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32, reverse=reverse)
+    assert result["o"].dtype == torch.float32 and result["ht"].dtype == torch.float32
+    assert_close_to(result, reference(inputs, cotangents, torch.float32, reverse=reverse), TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize("dtype,gate", [(torch.bfloat16, "per_key"), (torch.float16, "per_head")])
+def test_low_precision_inputs(device, dtype, gate):
+    inputs, cotangents = make_inputs(1, 63, 2, 32, 48, gate, seed=1)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), dtype)
+    assert result["o"].dtype == dtype and result["dq"].dtype == dtype and result["ht"].dtype == torch.float32
+    assert_close_to(result, reference(inputs, cotangents, dtype), TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("gate,reverse", [("per_key", False), ("per_head", True)])
+def test_strong_gates_stay_finite(device, gate, reverse):
+    """Log gates down to -30 per step (-5 is fla's benchmark clamp) neither overflow nor lose accuracy."""
+    inputs, cotangents = make_inputs(1, 63, 2, 16, 16, gate, seed=2)
+    inputs["g"] = -30 * torch.rand(inputs["g"].shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    on_device = {name: t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32, reverse=reverse)
+    assert all(torch.isfinite(t).all() for t in result.values())
+    expected = reference(inputs, cotangents, torch.float32, reverse=reverse)
+    assert_close_to(result, expected, TOLERANCE[torch.float32])
+
+
+def test_without_initial_or_final_state(device):
+    """No initial state in, no final state out: only o's gradient flows."""
+    inputs, (do, _) = make_inputs(1, 40, 2, 16, 24, "per_key", seed=6)
+    del inputs["initial_state"]
+    leaves = {name: t.float().to(device).requires_grad_() for name, t in inputs.items()}
+    o, final_state = chunk_gla(**leaves)
+    assert final_state is None
+    grads = torch.autograd.grad((o * do.float().to(device)).sum(), list(leaves.values()))
+    ref = {name: t.clone().requires_grad_() for name, t in inputs.items()}
+    o_ref, _ = chunk_gla_reference(**ref)
+    ref_grads = torch.autograd.grad((o_ref * do).sum(), list(ref.values()))
+    assert relative_error(o, o_ref) < TOLERANCE[torch.float32]
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        assert relative_error(grad, ref_grad) < TOLERANCE[torch.float32]
+
+
+def test_varlen_loops_over_sequences(device):
+    """cu_seqlens with an empty and a one-step sequence (the wrapper loops over sequences on the host)."""
+    cu_seqlens = torch.tensor([0, 0, 1, 40, 75], device=device)
+    inputs, cotangents = make_inputs(1, 75, 2, 12, 20, "per_key", seed=4, sequences=4)
+    on_device = {name: t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32, cu_seqlens=cu_seqlens)
+    expected = reference(inputs, cotangents, torch.float32, cu_seqlens=cu_seqlens.cpu())
+    assert_close_to(result, expected, TOLERANCE[torch.float32])
+
+
+def test_triton_is_opt_in(monkeypatch):
+    """Without LRNN_SCAN_BACKEND the chunked PyTorch face runs, on every device."""
+    monkeypatch.delenv("LRNN_SCAN_BACKEND")
+    monkeypatch.setattr(triton_face, "chunk_gla_triton", lambda *args: pytest.fail("the Triton face ran"))
+    q = torch.rand(1, 5, 2, 4)
+    chunk_gla(q, q, q)
+
+
+@pytest.mark.skipif(ON_GPU, reason="the error is for CPU tensors without the interpreter")
+def test_clear_error_without_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    q = torch.rand(1, 5, 2, 4)
+    with pytest.raises(ValueError, match="the triton backend needs CUDA tensors"):
+        chunk_gla(q, q, q)
+
+
+def _fla_chunk_gla():
+    try:
+        from fla.ops.gla import chunk_gla as fla_chunk_gla
+    except ImportError:
+        return None
+    return fla_chunk_gla
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("gate,reverse", [("per_key", False), ("per_key", True), ("per_head", False)])
+def test_large_on_gpu(dtype, gate, reverse):
+    """T = 4096, H = 4, K = V = 128 at the default tiles, against the float64 loop (and fla where it imports)."""
+    inputs, cotangents = make_inputs(1, 4096, 4, 128, 128, gate, normalizer=16, seed=7)
+    on_gpu = {name: t.cuda() for name, t in inputs.items()}
+    result = run(chunk_gla, on_gpu, tuple(c.cuda() for c in cotangents), dtype, reverse=reverse)
+    expected = reference(
+        {n: t.cuda() for n, t in inputs.items()}, tuple(c.cuda() for c in cotangents), dtype, reverse=reverse
+    )
+    assert_close_to(result, expected, TOLERANCE[dtype])
+    fla_chunk_gla = _fla_chunk_gla()
+    if fla_chunk_gla is None or reverse or gate != "per_key":
+        return
+    fla = run(fla_chunk_gla, on_gpu, tuple(c.cuda() for c in cotangents), dtype)
+    assert_close_to(fla, expected, max(TOLERANCE[dtype], 5e-3))
+
+
+@pytest.mark.gpu
+def test_clamped_fla_gates_on_gpu():
+    """fla's benchmark recipe: bf16, per-key gates logsigmoid(randn) clamped at -5."""
+    inputs, cotangents = make_inputs(2, 4096, 4, 128, 128, "per_key", seed=8)
+    inputs["g"] = F.logsigmoid(torch.randn(inputs["g"].shape, dtype=torch.float64)).clamp_min(-5)
+    on_gpu = {name: t.cuda() for name, t in inputs.items()}
+    result = run(chunk_gla, on_gpu, tuple(c.cuda() for c in cotangents), torch.bfloat16)
+    expected = reference({n: t.cuda() for n, t in inputs.items()}, tuple(c.cuda() for c in cotangents), torch.bfloat16)
+    assert_close_to(result, expected, TOLERANCE[torch.bfloat16])
