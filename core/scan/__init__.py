@@ -3,13 +3,14 @@
 Every op takes ``initial_state=``, ``output_final_state=`` and ``reverse=`` and returns ``(output, final_state)``.
 """
 
-from .gla import chunk_gla, chunk_gla_step
+from .gla import chunk_gla, chunk_gla_step, fused_recurrent_gla
 from .linear import linear_scan, linear_scan_step
 from .selective import selective_scan, selective_scan_step
 
 __all__ = [
     "chunk_gla",
     "chunk_gla_step",
+    "fused_recurrent_gla",
     "linear_scan",
     "linear_scan_step",
     "selective_scan",

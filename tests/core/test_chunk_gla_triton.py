@@ -145,3 +145,68 @@ def test_clamped_fla_gates_on_gpu():
     result = run(chunk_gla, on_gpu, tuple(c.cuda() for c in cotangents), torch.bfloat16)
     expected = reference({n: t.cuda() for n, t in inputs.items()}, tuple(c.cuda() for c in cotangents), torch.bfloat16)
     assert_close_to(result, expected, TOLERANCE[torch.bfloat16])
+
+
+class _GLABlock(torch.nn.Module):
+    """A small GLA layer, H = 2 heads of K = V = 4: q, k, v and the log gate from one projection, or a learnt
+    fixed decay per head."""
+
+    def __init__(self, gate: str, reverse: bool):
+        super().__init__()
+        self.gate, self.reverse = gate, reverse
+        self.gate_width = {"per_key": 4, "per_head": 1}.get(gate, 0)
+        self.proj = torch.nn.Linear(6, 2 * (12 + self.gate_width))
+        self.decay = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 2))
+
+    def forward(self, x, h0):
+        q, k, v, gate = self.proj(x).unflatten(-1, (2, -1)).split([4, 4, 4, self.gate_width], -1)
+        g = {
+            "per_key": lambda: F.logsigmoid(gate),
+            "per_head": lambda: F.logsigmoid(gate[..., 0]),
+            "fixed": lambda: -F.softplus(self.decay),
+            "none": lambda: None,
+        }[self.gate]()
+        o, final = chunk_gla(q, k, v, g, initial_state=h0, output_final_state=True, reverse=self.reverse)
+        return (o**2).sum() + final.sum()
+
+
+@pytest.mark.parametrize(
+    "backend,gate,reverse",
+    [("torch", "per_key", False), ("torch", "per_head", True), ("triton", "per_key", True), ("triton", "fixed", False),
+     ("triton", "none", False)],
+)  # fmt: skip
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, gate, reverse):
+    """The chunked face (torch ops) and the Triton face (``lrnn::chunk_gla_*``; under the interpreter on a CPU,
+    aot_eager runs the custom ops eagerly, so only their fakes are traced) against eager, without cu_seqlens (the
+    varlen path loops over ``cu_seqlens.tolist()`` on the host and breaks the graph)."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
+    dev = device if backend == "triton" else torch.device("cpu")
+    torch.manual_seed(0)
+    model = _GLABlock(gate, reverse).to(dev)
+    x = torch.randn(2, 9, 6, device=dev)
+    h0 = torch.randn(2, 2, 4, 4, device=dev, requires_grad=True)
+    leaves = [p for p in model.parameters() if gate == "fixed" or p is not model.decay] + [h0]
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, h0)
+    grads = torch.autograd.grad(loss, leaves)
+    eager = model(x, h0)
+    grads_eager = torch.autograd.grad(eager, leaves)
+    torch.testing.assert_close(loss, eager)
+    for got, want in zip(grads, grads_eager, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_custom_ops_pass_opcheck(device, full):
+    """Schema, fake tensors, autograd registration and AOT dispatch of the Triton face's two ops, with a per-key
+    gate, an initial state and a final-state cotangent, and with none of them."""
+    from lrnn.core.scan.gla.op import chunk_gla_bwd, chunk_gla_fwd
+
+    inputs, (do, dht) = make_inputs(1, 5, 1, 4, 4, "per_key" if full else "none", seed=5)
+    q, k, v, g, h0 = (None if t is None else t.float().to(device) for t in inputs.values())
+    h0, dht = (h0, dht.float().to(device)) if full else (None, None)
+    leaves = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, g, h0)]
+    torch.library.opcheck(chunk_gla_fwd, (*leaves[:4], 0.5, leaves[4], full))
+    torch.library.opcheck(chunk_gla_fwd, (q, k, v, g, 0.5, h0, full))
+    torch.library.opcheck(chunk_gla_bwd, (q, k, v, g, 0.5, h0, do.float().to(device), dht, full))

@@ -42,6 +42,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .op import chunk_gla_fwd
+
 # Chunk, sub-chunk and tile sizes; tests patch ``launch_config`` to small tiles.
 CHUNK = 64
 SUBCHUNK = 16
@@ -484,40 +486,20 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg
     return dq, dk, dv, dg, dh0
 
 
-class ChunkGLAFunction(torch.autograd.Function):
-    """Autograd around the launches; saves the inputs only."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, g, scale, initial_state, reverse):
-        gate = g.contiguous() if g is not None else q.new_zeros(*q.shape[:-1], 1, dtype=torch.float32)
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        o, final_state = chunk_gla_triton_fwd(q, k, v, gate, scale, initial_state, reverse)
-        ctx.save_for_backward(q, k, v, gate, initial_state)
-        ctx.scale, ctx.reverse, ctx.has_gate = scale, reverse, g is not None
-        ctx.gate_dtype = None if g is None else g.dtype
-        return o, final_state
-
-    @staticmethod
-    def backward(ctx, do, dht):
-        q, k, v, gate, initial_state = ctx.saved_tensors
-        dq, dk, dv, dg, dh0 = chunk_gla_triton_bwd(
-            q, k, v, gate, ctx.scale, initial_state, do.contiguous(), dht, ctx.reverse
-        )
-        dg = dg.to(ctx.gate_dtype) if ctx.has_gate else None
-        return dq, dk, dv, dg, None, dh0 if initial_state is not None else None, None
-
-
 def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
-    """``chunk_gla`` on the Triton kernels, differentiable. ``g [B, T, H, Kg]`` (see ``log_gate``) or None,
-    ``initial_state [N, H, K, V]`` or None. With ``cu_seqlens`` the wrapper loops over the sequences on the host
-    (one launch sequence each; a varlen kernel is left for later).
+    """``chunk_gla`` on the Triton kernels, differentiable through the custom ops of ``op.py``. ``g [B, T, H, Kg]``
+    (see ``log_gate``) or None, ``initial_state [N, H, K, V]`` or None. With ``cu_seqlens`` the wrapper loops over
+    the sequences on the host (one launch sequence each, on time slices of the batch of one, which stay contiguous;
+    a varlen kernel is left for later), so ``torch.compile`` breaks the graph there; without it the ops trace whole.
 
     Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final states ``[N, H, K, V]`` in float32.
     """
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    g = None if g is None else g.contiguous()
     if initial_state is not None:
-        initial_state = initial_state.float()
+        initial_state = initial_state.float().contiguous()
     if cu_seqlens is None:
-        return ChunkGLAFunction.apply(q, k, v, g, scale, initial_state, reverse)
+        return chunk_gla_fwd(q, k, v, g, scale, initial_state, reverse)
     bounds = cu_seqlens.tolist()
     shape = (1, q.shape[2], q.shape[3], v.shape[3])
     outputs, final_states = [], []
@@ -528,7 +510,7 @@ def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
             final_states.append(q.new_zeros(shape, dtype=torch.float32) if state is None else state)
             continue
         span = slice(bos, eos)
-        o, state = ChunkGLAFunction.apply(
+        o, state = chunk_gla_fwd(
             q[:, span], k[:, span], v[:, span], None if g is None else g[:, span], scale, state, reverse
         )
         outputs.append(o)

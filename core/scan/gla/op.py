@@ -1,0 +1,93 @@
+"""The Triton face of ``chunk_gla`` as ``torch.library`` custom ops, so ``torch.compile`` traces through it without
+graph breaks.
+
+``lrnn::chunk_gla_fwd`` and ``lrnn::chunk_gla_bwd`` take contiguous ``q, k [B, T, H, K]``, ``v [B, T, H, V]``, the
+log gate ``g [B, T, H, Kg]`` (``Kg`` is ``K`` or 1) or None, and an initial state ``[B, H, K, V]`` in float32 or
+None. Custom ops return tensors only: the forward always returns the final state, and the backward returns an
+empty tensor in place of the gradient of an input that was None.
+"""
+
+import torch
+
+
+def _absent(like: torch.Tensor) -> torch.Tensor:
+    """The placeholder returned in place of the gradient of an input that was None."""
+    return like.new_empty((0,))
+
+
+def _gate(g: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor:
+    """``g``, or the zero log gate of linear attention ``[B, T, H, 1]`` when None."""
+    return q.new_zeros((*q.shape[:-1], 1), dtype=torch.float32) if g is None else g
+
+
+def _final_state(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    batch, _, heads, key_dim = q.shape
+    return q.new_empty((batch, heads, key_dim, v.shape[-1]), dtype=torch.float32)
+
+
+@torch.library.custom_op("lrnn::chunk_gla_fwd", mutates_args=())
+def chunk_gla_fwd(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    scale: float,
+    initial_state: torch.Tensor | None,
+    reverse: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns ``o [B, T, H, V]`` (``q``'s dtype) and the final state ``[B, H, K, V]`` (float32)."""
+    from .triton import chunk_gla_triton_fwd
+
+    return chunk_gla_triton_fwd(q, k, v, _gate(g, q), scale, initial_state, reverse)
+
+
+@chunk_gla_fwd.register_fake
+def _chunk_gla_fwd_fake(q, k, v, g, scale, initial_state, reverse):
+    return torch.empty_like(v), _final_state(q, v)
+
+
+@torch.library.custom_op("lrnn::chunk_gla_bwd", mutates_args=())
+def chunk_gla_bwd(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    scale: float,
+    initial_state: torch.Tensor | None,
+    grad_o: torch.Tensor,
+    grad_final_state: torch.Tensor | None,
+    reverse: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns the gradients of ``(q, k, v, g, initial_state)``: ``dg`` in ``g``'s dtype and ``d_initial_state``
+    in float32, an empty tensor for each of ``g`` and ``initial_state`` that was None."""
+    from .triton import chunk_gla_triton_bwd
+
+    dq, dk, dv, dg, dh0 = chunk_gla_triton_bwd(
+        q, k, v, _gate(g, q), scale, initial_state, grad_o, grad_final_state, reverse
+    )
+    dg = _absent(q) if g is None else dg.to(g.dtype)
+    return dq, dk, dv, dg, (_absent(q) if initial_state is None else dh0)
+
+
+@chunk_gla_bwd.register_fake
+def _chunk_gla_bwd_fake(q, k, v, g, scale, initial_state, grad_o, grad_final_state, reverse):
+    dg = _absent(q) if g is None else torch.empty_like(g)
+    dh0 = _absent(q) if initial_state is None else _final_state(q, v)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dg, dh0
+
+
+def _setup_context(ctx, inputs, output):
+    q, k, v, g, scale, initial_state, reverse = inputs
+    ctx.save_for_backward(q, k, v, g, initial_state)
+    ctx.scale, ctx.reverse = scale, reverse
+
+
+def _backward(ctx, grad_o, grad_final_state):
+    q, k, v, g, initial_state = ctx.saved_tensors
+    grad_o = torch.zeros_like(v) if grad_o is None else grad_o.contiguous()
+    grad_final_state = None if grad_final_state is None else grad_final_state.contiguous()
+    dq, dk, dv, dg, dh0 = chunk_gla_bwd(q, k, v, g, ctx.scale, initial_state, grad_o, grad_final_state, ctx.reverse)
+    return dq, dk, dv, (None if g is None else dg), None, (None if initial_state is None else dh0), None
+
+
+chunk_gla_fwd.register_autograd(_backward, setup_context=_setup_context)
