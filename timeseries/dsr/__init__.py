@@ -1,6 +1,8 @@
 """Dynamical-systems reconstruction: AL-RNN, PLRNN, shallow PLRNN, their symbolic codes, the field's measures
 (D_stsp, D_H, PE) and generators of chaotic benchmark systems."""
 
+from .data import DSRDataModule, SubsequenceDataset, load_series
+from .forcing import anneal_alpha, estimate_alpha, forced_rollout, forcing_weights
 from .metrics import (
     power_spectrum_error,
     prediction_error,
@@ -30,6 +32,13 @@ from .subregions import (
 from .systems import lorenz63, lorenz96, rossler
 
 __all__ = [
+    "DSRDataModule",
+    "SubsequenceDataset",
+    "anneal_alpha",
+    "estimate_alpha",
+    "forced_rollout",
+    "forcing_weights",
+    "load_series",
     "ALRNN",
     "PLRNN",
     "AffineObservation",
