@@ -19,7 +19,7 @@ from lrnn.configs import recipe_path
 from .cli import LrnnCLI
 from .report import plot_confusion_matrix, plot_training_curves
 
-DEMO_RECIPES = ("demo/timeseries.yaml",)
+DEMO_RECIPES = ("demo/timeseries.yaml", "demo/dsr.yaml")
 
 
 def run_part(recipe: str, overrides: list[str]) -> tuple[Path, dict]:
@@ -50,6 +50,7 @@ def run_part(recipe: str, overrides: list[str]) -> tuple[Path, dict]:
             names = getattr(data, "class_names", [str(k) for k in range(matrix.shape[0])])
             plots.append(plot_confusion_matrix(matrix, names, log_dir / "confusion_matrix.png"))
             record["chance_accuracy"] = round(1 / matrix.shape[0], 4)
+        plots += [path for path in sorted(log_dir.glob("*.png")) if path not in plots]
         record["plots"] = [str(path) for path in plots]
     return Path(trainer.logger.save_dir).resolve(), record
 

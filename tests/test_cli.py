@@ -82,11 +82,16 @@ def test_unknown_benchmark_is_refused(tmp_path):
 
 
 def test_demo_writes_metrics_and_plots(tmp_path):
-    out = lrnn("demo", "--trainer.max_steps=4", "--trainer.limit_val_batches=1", *FAST, cwd=tmp_path).stdout
+    """Every demo part trains a few steps, tests, and lists its plots; overrides here must suit every part."""
+    trainer_only = ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false"]
+    out = lrnn("demo", "--trainer.max_steps=4", "--trainer.limit_val_batches=1", *trainer_only, cwd=tmp_path).stdout
     summary = json.loads((tmp_path / "runs" / "demo" / "metrics.json").read_text())
     assert 0 <= summary["timeseries"]["test"]["test/acc"] <= 1 and summary["timeseries"]["steps"] == 4
-    for plot in summary["timeseries"]["plots"]:
-        assert Path(plot).is_file() and Path(plot).stat().st_size > 0 and plot in out
+    assert summary["dsr"]["test"]["test/subregions"] >= 1 and summary["dsr"]["steps"] == 4
+    assert any(plot.endswith("symbolic_code.png") for plot in summary["dsr"]["plots"])
+    for part in ("timeseries", "dsr"):
+        for plot in summary[part]["plots"]:
+            assert Path(plot).is_file() and Path(plot).stat().st_size > 0 and plot in out
     assert str(tmp_path / "runs" / "demo" / "metrics.json") in out
 
 

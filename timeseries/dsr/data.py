@@ -134,3 +134,7 @@ class DSRDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         n = self.series.shape[0] if self.hparams.eval_length is None else self.hparams.eval_length
         return DataLoader([self.series[:n]], batch_size=1)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation series: DSR is judged on the attractor the data define, not on held-out steps."""
+        return self.val_dataloader()

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from .forcing import ALPHA_ESTIMATORS, SOLVERS, anneal_alpha, estimate_alpha, forced_rollout
 from .metrics import power_spectrum_error, prediction_error, state_space_divergence
 from .models import PiecewiseLinearRNN
+from .subregions import plot_symbolic_code, symbolic_code
 
 FORCINGS = ("sparse", "gtf")
 
@@ -105,9 +106,9 @@ class DSRModule(L.LightningModule):
         orbit = self.model.generate(z0, length + length // 4)[0, length // 4 :]
         return self.model.readout(orbit)
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def _log_measures(self, x: torch.Tensor, split: str) -> None:
+        """Log ``<split>/D_stsp``, ``<split>/D_H`` and ``<split>/PE`` of a free orbit against ``x [L, N]``."""
         hp = self.hparams
-        x = batch[0]
         x_gen = self.free_run(x)
         x_np, gen_np = x.double().cpu().numpy(), x_gen.double().cpu().numpy()
         if np.isfinite(gen_np).all():
@@ -118,8 +119,22 @@ class DSRModule(L.LightningModule):
             )
         else:
             d_stsp = d_h = pe = math.inf
-        values = {"val/D_stsp": d_stsp, "val/D_H": d_h, "val/PE": pe}
+        values = {f"{split}/D_stsp": d_stsp, f"{split}/D_H": d_h, f"{split}/PE": pe}
         self.log_dict({k: math.inf if math.isnan(v) else float(v) for k, v in values.items()}, prog_bar=True)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        self._log_measures(batch[0], "val")
+
+    def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """The validation measures as ``test/*``, plus ``test/subregions``: the linear subregions a free orbit of
+        the length of ``x`` visits; its symbolic code is drawn to ``symbolic_code.png`` in the logger's folder."""
+        x = batch[0]
+        self._log_measures(x, "test")
+        with torch.no_grad():
+            code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), x.shape[0], x.shape[0] // 4)
+        self.log("test/subregions", float(code.bits.shape[0]))
+        if self.trainer.is_global_zero and self.logger is not None and self.logger.log_dir is not None:
+            plot_symbolic_code(self.model.readout(orbit), code, f"{self.logger.log_dir}/symbolic_code.png")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
