@@ -4,6 +4,8 @@
   kernels run (slowly, at small sizes) on the CPU.
 * ``nan_poisoned_empty``: every ``torch.empty``/``empty_like``/``Tensor.new_empty`` made during a test starts as
   NaN, so an output a kernel forgets to write fails; the kernel test folders use it for every test.
+* ``compiled_matches_eager``: checks that ``torch.compile(fullgraph=True)`` of a module gives eager's loss and
+  gradients (the custom-op tests of every primitive use it).
 * Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
   line says how many were skipped and why.
 """
@@ -36,6 +38,25 @@ def nan_poisoned_empty(monkeypatch):
     monkeypatch.setattr(
         torch.Tensor, "new_empty", lambda self, *args, **kwargs: _poisoned(_new_empty(self, *args, **kwargs))
     )
+
+
+@pytest.fixture
+def compiled_matches_eager():
+    """``check(model, inputs, leaves)``: ``torch.compile(model, fullgraph=True, backend="aot_eager")`` traces
+    without graph breaks and gives eager's scalar output and gradients with respect to ``leaves``."""
+
+    def check(model: torch.nn.Module, inputs: tuple, leaves: list[torch.Tensor]) -> None:
+        torch._dynamo.reset()
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+        loss = compiled(*inputs)
+        grads = torch.autograd.grad(loss, leaves)
+        eager = model(*inputs)
+        grads_eager = torch.autograd.grad(eager, leaves)
+        torch.testing.assert_close(loss, eager)
+        for got, want in zip(grads, grads_eager, strict=True):
+            torch.testing.assert_close(got, want)
+
+    return check
 
 
 def pytest_collection_modifyitems(config, items):

@@ -175,7 +175,7 @@ class _GLABlock(torch.nn.Module):
     [("torch", "per_key", False), ("torch", "per_head", True), ("triton", "per_key", True), ("triton", "fixed", False),
      ("triton", "none", False)],
 )  # fmt: skip
-def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, gate, reverse):
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, gate, reverse, compiled_matches_eager):
     """The chunked face (torch ops) and the Triton face (``lrnn::chunk_gla_*``; under the interpreter on a CPU,
     aot_eager runs the custom ops eagerly, so only their fakes are traced) against eager, without cu_seqlens (the
     varlen path loops over ``cu_seqlens.tolist()`` on the host and breaks the graph)."""
@@ -186,15 +186,14 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend,
     x = torch.randn(2, 9, 6, device=dev)
     h0 = torch.randn(2, 2, 4, 4, device=dev, requires_grad=True)
     leaves = [p for p in model.parameters() if gate == "fixed" or p is not model.decay] + [h0]
-    torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    loss = compiled(x, h0)
-    grads = torch.autograd.grad(loss, leaves)
-    eager = model(x, h0)
-    grads_eager = torch.autograd.grad(eager, leaves)
-    torch.testing.assert_close(loss, eager)
-    for got, want in zip(grads, grads_eager, strict=True):
-        torch.testing.assert_close(got, want)
+    compiled_matches_eager(
+        model,
+        (
+            x,
+            h0,
+        ),
+        leaves,
+    )
 
 
 @pytest.mark.parametrize("full", [False, True])

@@ -179,7 +179,7 @@ class _SelectiveBlock(torch.nn.Module):
 
 
 @pytest.mark.parametrize("backend,reverse", [("torch", False), ("torch", True), ("triton", True)])
-def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, reverse):
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, reverse, compiled_matches_eager):
     """The composite face (``linear_scan``'s custom op and torch ops) and the fused face (``lrnn::selective_scan_*``,
     under the interpreter on a CPU: aot_eager runs the custom ops eagerly, so only their fakes are traced)."""
     monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
@@ -189,15 +189,14 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend,
     x = torch.randn(2, 9, 4, device=dev)
     h0 = torch.randn(2, 8, 4, device=dev, requires_grad=True)
     leaves = [*model.parameters(), h0]
-    torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    loss = compiled(x, h0)
-    grads = torch.autograd.grad(loss, leaves)
-    eager = model(x, h0)
-    grads_eager = torch.autograd.grad(eager, leaves)
-    torch.testing.assert_close(loss, eager)
-    for got, want in zip(grads, grads_eager, strict=True):
-        torch.testing.assert_close(got, want)
+    compiled_matches_eager(
+        model,
+        (
+            x,
+            h0,
+        ),
+        leaves,
+    )
 
 
 @pytest.mark.parametrize("full", [False, True])

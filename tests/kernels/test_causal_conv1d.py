@@ -231,7 +231,7 @@ class _ConvBlock(torch.nn.Module):
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, backend):
+def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, backend, compiled_matches_eager):
     """The torch face (plain torch ops) and the Triton face (``lrnn::causal_conv1d_*``, under the interpreter on a
     CPU: aot_eager runs the custom ops eagerly, so only their fakes are traced)."""
     monkeypatch.setenv("LRNN_KERNEL_BACKEND", backend)
@@ -241,15 +241,14 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, bac
     x = torch.randn(2, 11, 4, device=device)
     state = torch.randn(2, 6, 3, device=device, requires_grad=True)
     leaves = [*model.parameters(), state]
-    torch._dynamo.reset()
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
-    loss = compiled(x, state)
-    grads = torch.autograd.grad(loss, leaves)
-    eager = model(x, state)
-    grads_eager = torch.autograd.grad(eager, leaves)
-    torch.testing.assert_close(loss, eager)
-    for got, want in zip(grads, grads_eager, strict=True):
-        torch.testing.assert_close(got, want)
+    compiled_matches_eager(
+        model,
+        (
+            x,
+            state,
+        ),
+        leaves,
+    )
 
 
 @pytest.mark.parametrize("with_bias,with_h0", [(False, False), (True, True)])

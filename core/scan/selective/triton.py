@@ -50,6 +50,19 @@ def _load_channels(ptr, offs_d, mask_d, PRESENT: tl.constexpr, BD: tl.constexpr)
 
 
 @triton.jit
+def _channel_block(pid_d, pid_b, D, G, N, BD: tl.constexpr, BN: tl.constexpr):
+    """This program's channels and state columns (offsets and masks), its group of ``B``/``C``, and the offsets
+    of its ``[BD, BN]`` slice of a ``[B, D, N]`` state."""
+    offs_d = pid_d * BD + tl.arange(0, BD)
+    offs_n = tl.arange(0, BN)
+    mask_d = offs_d < D
+    mask_n = offs_n < N
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    state = (pid_b * D + offs_d)[:, None] * N + offs_n[None, :]
+    return offs_d, offs_n, mask_d, mask_n, mask_dn, (pid_d * BD) // (D // G), state
+
+
+@triton.jit
 def _tile_indices(i, n_tiles, T, BT: tl.constexpr, BACKWARD: tl.constexpr):
     """Time indices of the ``i``-th tile visited, from the end when ``BACKWARD``."""
     if BACKWARD:
@@ -68,17 +81,11 @@ def _selective_fwd_kernel(
     LAST: tl.constexpr = 0 if REVERSE else BT - 1
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = pid_d * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    group = (pid_d * BD) // (D // G)
+    offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
     rows = tl.arange(0, BT)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
-    state = (pid_b * D + offs_d)[:, None] * N + offs_n[None, :]
     h = tl.zeros([BD, BN], dtype=tl.float32)
     if HAS_H0:
         h = tl.load(h0_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
@@ -124,18 +131,12 @@ def _selective_bwd_kernel(
     EDGE: tl.constexpr = BT - 1 if REVERSE else 0
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    n_blocks = tl.num_programs(0)
-    offs_d = pid_d * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    group = (pid_d * BD) // (D // G)
+    offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
     rows = tl.arange(0, BT)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
-    state = (pid_b * D + offs_d)[:, None] * N + offs_n[None, :]
+    n_blocks = tl.num_programs(0)
     dh = tl.zeros([BD, BN], dtype=tl.float32)
     if HAS_DHT:
         dh = tl.load(dht_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
