@@ -186,14 +186,7 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend,
     x = torch.randn(2, 9, 6, device=dev)
     h0 = torch.randn(2, 2, 4, 4, device=dev, requires_grad=True)
     leaves = [p for p in model.parameters() if gate == "fixed" or p is not model.decay] + [h0]
-    compiled_matches_eager(
-        model,
-        (
-            x,
-            h0,
-        ),
-        leaves,
-    )
+    compiled_matches_eager(model, (x, h0), leaves)
 
 
 @pytest.mark.parametrize("full", [False, True])

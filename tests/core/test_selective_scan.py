@@ -189,14 +189,7 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend,
     x = torch.randn(2, 9, 4, device=dev)
     h0 = torch.randn(2, 8, 4, device=dev, requires_grad=True)
     leaves = [*model.parameters(), h0]
-    compiled_matches_eager(
-        model,
-        (
-            x,
-            h0,
-        ),
-        leaves,
-    )
+    compiled_matches_eager(model, (x, h0), leaves)
 
 
 @pytest.mark.parametrize("full", [False, True])

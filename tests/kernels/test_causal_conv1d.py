@@ -241,14 +241,7 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, bac
     x = torch.randn(2, 11, 4, device=device)
     state = torch.randn(2, 6, 3, device=device, requires_grad=True)
     leaves = [*model.parameters(), state]
-    compiled_matches_eager(
-        model,
-        (
-            x,
-            state,
-        ),
-        leaves,
-    )
+    compiled_matches_eager(model, (x, state), leaves)
 
 
 @pytest.mark.parametrize("with_bias,with_h0", [(False, False), (True, True)])
