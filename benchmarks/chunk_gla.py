@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench chunk_gla", description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="sequence lengths T")
     parser.add_argument("--no-sdpa", action="store_true", help="skip causal scaled_dot_product_attention")
+    parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
     device = torch.device("cuda")
     gpu = torch.cuda.get_device_name(device)
-    peer = fla_op()
+    peer = None if args.no_fla else fla_op()
     report = {
         "gpu": gpu,
         "torch": torch.__version__,
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch = max(1, TOKENS // steps)
         inputs = make_inputs(batch, steps, device)
         times = {"ours": time_op(ours, inputs, ("q", "k", "v", "g"))}
+        print(f"B={batch} T={steps} ours: {times['ours']}", flush=True)
         if peer is not None:
             try:
                 times["fla"] = time_op(peer, inputs, ("q", "k", "v", "g"))

@@ -10,6 +10,7 @@ The composite face materialises ``[B, T, D, N]`` float32 gates and is skipped wh
 """
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -70,9 +71,44 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
         del os.environ["LRNN_SCAN_BACKEND"]
 
 
+SWEEP_SHAPES = {"lion_b32": (32, 4096, 768, 1, 16), "vmamba_routes_b40": (40, 3136, 768, 4, 1)}
+SWEEP_CONFIGS = [  # (BD, BT, num_warps); the first is the default at N = 16
+    (32, 16, 4), (16, 16, 4), (8, 16, 4), (8, 16, 2), (8, 16, 1), (4, 16, 1), (16, 8, 2), (8, 8, 1), (4, 32, 1),
+    (8, 32, 2), (32, 64, 4), (16, 64, 2),
+]  # fmt: skip
+
+
+def sweep(device: torch.device) -> list[dict]:
+    """Kernel-only forward and backward times (ms) of the fused face per tile configuration, bfloat16."""
+    from lrnn.core.scan.selective.triton import selective_scan_triton_bwd, selective_scan_triton_fwd
+
+    rows = []
+    for name, shape in SWEEP_SHAPES.items():
+        x = inputs(*shape, torch.bfloat16, device)
+        args = (x["u"], x["dt"], x["A"], x["B"], x["C"], x["D"], x["z"], x["dt_bias"], True)
+        dy = torch.randn_like(x["u"])
+        for block_d, block_t, warps in SWEEP_CONFIGS:
+            if block_t * shape[4] > 1024:
+                continue
+            config = {"BD": block_d, "BT": block_t, "BN": max(1, shape[4]), "num_warps": warps}
+            row = {"shape": name, "B_T_D_G_N": shape, **config}
+            try:
+                fwd = partial(selective_scan_triton_fwd, *args, None, False, True, config)
+                row["fwd_ms"] = median_ms(fwd)
+                row["bwd_ms"] = median_ms(partial(selective_scan_triton_bwd, *args, fwd()[2], dy, None, False, config))
+            except Exception as error:  # noqa: BLE001 - a configuration that does not compile is reported
+                row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
+            rows.append(row)
+            print(row)
+        del x
+        torch.cuda.empty_cache()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench selective_scan", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--sweep", action="store_true", help="only time the fused kernels' tile configurations")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
@@ -84,6 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"gpu": gpu, "torch": torch.__version__, "triton": triton.__version__, "results": []}
     report["copy_bandwidth_TBps"] = bandwidth / 1e12
     print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
+    if args.sweep:
+        report["sweep"] = sweep(device)
+        write_report(report, "selective_scan_sweep", args.out)
+        return report
     print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7}")
     for name, shape in SHAPES.items():
         x = inputs(*shape, torch.bfloat16, device)

@@ -8,6 +8,8 @@
   gradients (the custom-op tests of every primitive use it).
 * Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
   line says how many were skipped and why.
+* Tests that take the ``device`` fixture (they run a Triton face, on the GPU when there is one) are marked
+  ``kernel``: ``pytest -m "gpu or kernel"`` is the GPU machine's run (benchmarks/gpu_run.sh).
 """
 
 import os
@@ -64,6 +66,8 @@ def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (run on the H100 through the device tool)")
     skip_slow = pytest.mark.skip(reason="slow; set LRNN_RUN_SLOW=1 to run")
     for item in items:
+        if "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kernel)
         if "gpu" in item.keywords and not HAS_CUDA:
             item.add_marker(skip_gpu)
         if "slow" in item.keywords and not run_slow:

@@ -49,8 +49,22 @@ def reference(inputs, cotangents, dtype, **kwargs):
     return run(chunk_gla_reference, rounded, cotangents, torch.float64, **kwargs)
 
 
-def assert_close_to(result, expected, tol):
+def fixed_gate_scale(inputs, cotangents, dtype, **kwargs):
+    """The summed magnitudes ``[H]`` of the per-position terms that make a fixed gate's gradient.
+
+    ``dg`` of a gate shared by every position is a sum of ``B T K`` terms of both signs per head, so its own size
+    can be far below its terms'; its error is judged against theirs (the gradient of the gate expanded per key).
+    """
+    B, T, H, K = inputs["k"].shape
+    per_key = {**inputs, "g": inputs["g"][:, None].expand(B, T, H, K).clone()}
+    return reference(per_key, cotangents, dtype, **kwargs)["dg"].abs().sum((0, 1, 3))
+
+
+def assert_close_to(result, expected, tol, gate_scale=None):
+    """Relative errors below ``tol``; with ``gate_scale`` (``fixed_gate_scale``) ``dg`` is measured against it."""
     errors = {name: relative_error(result[name], expected[name]) for name in expected}
+    if gate_scale is not None:
+        errors["dg"] = float(((result["dg"].detach().cpu().double() - expected["dg"]).abs() / gate_scale).max())
     assert max(errors.values()) < tol, errors
 
 

@@ -55,8 +55,10 @@ def _start(ptr, b, h, T, H, width, cols, REVERSE: tl.constexpr):
 def _decay(state, g_ptr, mask_k, PER_KEY: tl.constexpr):
     """``diag(exp g_t) state`` for a per-key gate row (``[K]``) or a scalar gate."""
     if PER_KEY:
-        return state * tl.exp(tl.load(g_ptr, mask=mask_k, other=0.0).to(tl.float32))[:, None]
-    return state * tl.exp(tl.load(g_ptr).to(tl.float32))
+        decayed = state * tl.exp(tl.load(g_ptr, mask=mask_k, other=0.0).to(tl.float32))[:, None]
+    else:  # an early return would not stop Triton from compiling the scalar branch for a row of pointers
+        decayed = state * tl.exp(tl.load(g_ptr).to(tl.float32))
+    return decayed
 
 
 @triton.jit(do_not_specialize=["T"])

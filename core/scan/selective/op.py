@@ -15,10 +15,10 @@ def _absent(like: torch.Tensor) -> torch.Tensor:
     return like.new_empty((0,))
 
 
-def _n_tiles(steps, state_size: int) -> int:
-    from .triton import tile_sizes
+def _n_tiles(steps, channels: int, groups: int, state_size: int) -> int:
+    from .triton import launch_config
 
-    block_t = tile_sizes(state_size)["BT"]
+    block_t = launch_config(channels, groups, state_size)["BT"]
     return (steps + block_t - 1) // block_t
 
 
@@ -49,11 +49,13 @@ def selective_scan_fwd(
 @selective_scan_fwd.register_fake
 def _selective_scan_fwd_fake(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse, save_states):
     batch, steps, channels = u.shape
-    state_size = B.shape[3]
+    groups, state_size = B.shape[2:]
     final_state = u.new_empty((batch, channels, state_size), dtype=torch.float32)
     if not save_states:
         return torch.empty_like(u), final_state, _absent(final_state)
-    checkpoints = u.new_empty((batch, _n_tiles(steps, int(state_size)), channels, state_size), dtype=torch.float32)
+    checkpoints = u.new_empty(
+        (batch, _n_tiles(steps, channels, int(groups), int(state_size)), channels, state_size), dtype=torch.float32
+    )
     return torch.empty_like(u), final_state, checkpoints
 
 

@@ -8,7 +8,9 @@ backward will follow (``[B, n_tiles, D, N]`` float32, the checkpoints the backwa
 
 The backward walks the tiles the other way: it recomputes a tile's states from its checkpoint, scans the state
 gradient ``dh_t = C_t dy'_t + exp(dt_{t+s} A) dh_{t+s}`` against the forward direction ``s``, and forms every
-gradient from ``dh`` and ``h``, using ``exp(dt_t A) h_{t-s} = h_t - dt_t B_t u_t`` so no shifted state is needed.
+gradient from ``dh`` and ``h``. The state before each step, ``h_{t-s}``, comes from a scan of the inputs shifted
+by one step with the checkpoint in front (not from ``h_t - dt_t B_t u_t``, which cancels, and which a fused
+multiply-add turns into the rounding error of ``dt_t B_t u_t`` where the true value is 0).
 Per-channel sums over time (``dA``, ``dD``, ``d dt_bias``) are written per sequence and per-step sums over
 channels (``dB``, ``dC``) per channel block; the wrapper adds those partials up.
 """
@@ -160,11 +162,21 @@ def _selective_bwd_kernel(
         b = tl.load(b_ptr + offs_bc, mask=mask_bc, other=0.0).to(tl.float32)
         c = tl.load(c_ptr + offs_bc, mask=mask_bc, other=0.0).to(tl.float32)
         h_in = tl.load(hs_ptr + (pid_b * n_tiles + tile) * D * N + state - pid_b * D * N, mask=mask_dn, other=0.0)
-        drive = (step * u)[:, :, None] * b[:, None, :]
-        decay, scanned = tl.associative_scan(
-            (tl.exp(step[:, :, None] * A[None, :, :]), drive), 0, _combine, reverse=REVERSE
+        # The states before each step: the previous step's (gate, input) in every row, (0, h_in) in the first.
+        first_row = (rows == EDGE)[:, None]
+        mask_prev = mask & ((offs_t - S >= 0) & (offs_t - S < T))[:, None] & ~first_row
+        step_prev, _ = _time_step(dt_ptr, bias, offs - S * D, mask_prev, HAS_BIAS, SOFTPLUS)
+        u_prev = tl.load(u_ptr + offs - S * D, mask=mask_prev, other=0.0).to(tl.float32)
+        mask_bc_prev = mask_bc & ((offs_t - S >= 0) & (offs_t - S < T))[:, None] & (rows != EDGE)[:, None]
+        b_prev = tl.load(b_ptr + offs_bc - S * G * N, mask=mask_bc_prev, other=0.0).to(tl.float32)
+        decay_prev = tl.where(first_row[:, :, None], 0.0, tl.exp(step_prev[:, :, None] * A[None, :, :]))
+        drive_prev = tl.where(
+            first_row[:, :, None], h_in[None, :, :], (step_prev * u_prev)[:, :, None] * b_prev[:, None, :]
         )
-        hs = scanned + decay * h_in[None, :, :]
+        _, before = tl.associative_scan((decay_prev, drive_prev), 0, _combine, reverse=REVERSE)
+        before = tl.exp(step[:, :, None] * A[None, :, :]) * before
+        drive = (step * u)[:, :, None] * b[:, None, :]
+        hs = before + drive
         # The output gradient through the gate, then the state gradient, scanned against the forward direction.
         dy = tl.load(dy_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         if HAS_Z:
@@ -182,7 +194,6 @@ def _selective_bwd_kernel(
         )
         dhs = dhs + coefficient * dh[None, :, :]
         # Gradients of everything that made the tile.
-        before = hs - drive
         du = tl.sum(dhs * b[:, None, :], axis=2) * step + skip[None, :] * dy
         dstep = tl.sum(dhs * (A[None, :, :] * before + b[:, None, :] * u[:, :, None]), axis=2)
         if SOFTPLUS:
@@ -216,40 +227,51 @@ def block_channels(channels: int, groups: int) -> int:
     return max(bs for bs in (1, 2, 4, 8, 16, 32) if per_group % bs == 0)
 
 
-def tile_sizes(state_size: int) -> dict:
-    """``BT`` time steps per tile and ``BN >= N`` states, so a ``[BT, BD, BN]`` tile stays in registers."""
+def launch_config(channels: int, groups: int, state_size: int) -> dict:
+    """``BD`` channels (``block_channels``) and ``BT`` time steps per program tile, ``BN >= N`` states (so a
+    ``[BT, BD, BN]`` tile stays in registers) and the warps per program."""
     block_n = triton.next_power_of_2(state_size)
-    return {"BT": max(4, min(64, 256 // block_n)), "BN": block_n}
+    return {
+        "BD": block_channels(channels, groups),
+        "BT": max(4, min(64, 256 // block_n)),
+        "BN": block_n,
+        "num_warps": 4,
+    }
 
 
-def selective_scan_triton_fwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse, save_states):
+def selective_scan_triton_fwd(
+    u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse, save_states, config=None
+):
     """Forward launch on contiguous inputs. Returns ``y`` (``u``'s dtype), the final state ``[B, D, N]`` float32
-    and, if ``save_states``, the checkpoints ``[B, n_tiles, D, N]`` (else None)."""
+    and, if ``save_states``, the checkpoints ``[B, n_tiles, D, N]`` (else None). ``config`` overrides
+    ``launch_config`` (the benchmark's sweep); the backward must get the same one."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    block_d, tiles = block_channels(channels, groups), tile_sizes(state_size)
-    n_tiles = triton.cdiv(steps, tiles["BT"])
+    cfg = config or launch_config(channels, groups, state_size)
+    n_tiles = triton.cdiv(steps, cfg["BT"])
     y = torch.empty_like(u)
     final_state = torch.empty(batch, channels, state_size, device=u.device, dtype=torch.float32)
     checkpoints = (
         torch.empty(batch, n_tiles, channels, state_size, device=u.device, dtype=torch.float32) if save_states else None
     )
-    _selective_fwd_kernel[(triton.cdiv(channels, block_d), batch)](
+    _selective_fwd_kernel[(triton.cdiv(channels, cfg["BD"]), batch)](
         u, dt, A, B, C, D, z, dt_bias, initial_state, y, final_state, checkpoints,
-        steps, channels, groups, state_size, BD=block_d, **tiles,
+        steps, channels, groups, state_size, **cfg,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse,
     )  # fmt: skip
     return y, final_state, checkpoints
 
 
-def selective_scan_triton_bwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, checkpoints, grad_y, grad_final, reverse):
+def selective_scan_triton_bwd(
+    u, dt, A, B, C, D, z, dt_bias, dt_softplus, checkpoints, grad_y, grad_final, reverse, config=None
+):
     """Backward launch. Returns the gradients of ``(u, dt, A, B, C, D, z, dt_bias, initial_state)``, each None
     where that input was None (the initial state's gradient is always returned)."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    block_d, tiles = block_channels(channels, groups), tile_sizes(state_size)
-    n_blocks = triton.cdiv(channels, block_d)
+    cfg = config or launch_config(channels, groups, state_size)
+    n_blocks = triton.cdiv(channels, cfg["BD"])
     du, ddt = torch.empty_like(u), torch.empty_like(dt)
     dz = torch.empty_like(z) if z is not None else None
     da = torch.empty(batch, channels, state_size, device=u.device, dtype=torch.float32)
@@ -261,7 +283,7 @@ def selective_scan_triton_bwd(u, dt, A, B, C, D, z, dt_bias, dt_softplus, checkp
     _selective_bwd_kernel[(n_blocks, batch)](
         u, dt, A, B, C, D, z, dt_bias, checkpoints, grad_y, grad_final,
         du, ddt, dz, da, db_blocks, dc_blocks, dd, dbias, dh0,
-        steps, channels, groups, state_size, BD=block_d, **tiles,
+        steps, channels, groups, state_size, **cfg,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         HAS_DHT=grad_final is not None, REVERSE=reverse,
     )  # fmt: skip

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One device-tool session on a CUDA machine: install lrnn (and fla from carried wheels), run the kernel tests on the
+# GPU, then the named benchmarks. Logs and JSON go to $OUT (default /tmp/out).
+#
+#   benchmarks/gpu_run.sh tests          # the Triton-face tests of tests/core, kernels, mixers on CUDA
+#   benchmarks/gpu_run.sh "tests:tests/kernels tests/core/test_selective_scan.py"   # some of them
+#   benchmarks/gpu_run.sh tests bench:chunk_gla bench:selective_scan "bench:scan --dtype bfloat16"
+#
+# The tests step runs only ``-m "gpu or kernel"`` (the rest runs on the CPU in CI as well), in parallel
+# processes because compiling the kernels for each test's sizes dominates; TEST_SECONDS bounds it (default 330).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site
+fi
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
+status=0
+for step in "$@"; do
+    echo "=== $step ($(date +%T))"
+    case "$step" in
+        tests) timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest tests/core tests/kernels tests/mixers \
+            -m "gpu or kernel" -n "${WORKERS:-16}" --timeout 240 -q -rfE --no-header -p no:cacheprovider \
+            --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
+            tail -60 "$OUT/gpu_tests.log" ;;
+        tests:*) timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest ${step#tests:} -m "gpu or kernel" \
+            -n "${WORKERS:-16}" --timeout 240 -q -rfE --no-header -p no:cacheprovider --durations=5 \
+            >"$OUT/gpu_tests.log" 2>&1 || status=1
+            tail -40 "$OUT/gpu_tests.log" ;;
+        bench:*) read -r name args <<<"${step#bench:}"
+            timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name.json" $args 2>&1 | tee "$OUT/$name.log" || status=1 ;;
+        *) echo "unknown step $step"; status=1 ;;
+    esac
+done
+exit $status
