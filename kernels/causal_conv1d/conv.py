@@ -12,7 +12,8 @@ ACTIVATIONS = (None, "silu")
 
 
 def kernel_backend(device: torch.device) -> str:
-    """``torch`` or ``triton``: ``LRNN_KERNEL_BACKEND`` if set, else ``torch`` (on CUDA too, for now)."""
+    """``torch`` or ``triton``: ``LRNN_KERNEL_BACKEND`` if set, else ``torch`` (on CUDA too, until the kernels
+    have been timed against cuDNN's grouped convolution)."""
     forced = os.environ.get("LRNN_KERNEL_BACKEND", "").strip().lower()
     if forced:
         if forced not in BACKENDS:
@@ -85,8 +86,8 @@ def causal_conv1d(
 
     Backends: the PyTorch path (``F.conv1d``) runs by default on every device. The Triton forward and backward
     kernels run when ``LRNN_KERNEL_BACKEND=triton`` is set (on the CPU only under ``TRITON_INTERPRET=1``);
-    ``LRNN_KERNEL_BACKEND=torch`` forces the PyTorch path. The default on CUDA flips to Triton once the kernels'
-    tests have passed on the H100.
+    ``LRNN_KERNEL_BACKEND=torch`` forces the PyTorch path. The kernels pass their tests on the GPU; the CUDA
+    default moves to them once they have been timed against cuDNN's grouped convolution.
 
     Example::
 

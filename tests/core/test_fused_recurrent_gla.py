@@ -4,6 +4,7 @@ at small sizes, GPU at a decode shape)."""
 from functools import partial
 from itertools import pairwise
 
+import lrnn.core.scan.gla.fused_recurrent as fused_recurrent
 import pytest
 import torch
 from lrnn.core.scan.gla import chunk_gla, chunk_gla_reference, fused_recurrent_gla
@@ -108,9 +109,9 @@ def test_without_initial_or_final_state(device):
         assert relative_error(value, expected) < TOLERANCE[torch.float32]
 
 
-def test_default_is_the_pytorch_loop(monkeypatch):
-    """Without ``LRNN_SCAN_BACKEND`` every device runs the sequential loop (the kernels are opt-in for now), and
-    float64 inputs stay on it even under ``triton``."""
+def test_cpu_default_is_the_pytorch_loop(monkeypatch):
+    """Without ``LRNN_SCAN_BACKEND`` CPU tensors run the sequential loop, and float64 inputs stay on it even under
+    ``triton``."""
     monkeypatch.delenv("LRNN_SCAN_BACKEND", raising=False)
     inputs, _ = make_inputs(2, 3, 2, 4, 5, "per_key")
     o, ht = fused_recurrent_gla(**inputs, scale=0.3, output_final_state=True)
@@ -119,6 +120,17 @@ def test_default_is_the_pytorch_loop(monkeypatch):
     assert fused_recurrent_gla(**inputs)[1] is None
     monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
     assert torch.equal(fused_recurrent_gla(**inputs, scale=0.3)[0], o_ref)
+
+
+@pytest.mark.gpu
+def test_cuda_default_is_the_kernel(monkeypatch):
+    monkeypatch.delenv("LRNN_SCAN_BACKEND", raising=False)
+    calls = []
+    kernel = fused_recurrent.FusedRecurrentGLAFunction.apply
+    monkeypatch.setattr(fused_recurrent.FusedRecurrentGLAFunction, "apply", lambda *a: calls.append(1) or kernel(*a))
+    inputs, _ = make_inputs(2, 3, 2, 4, 5, "per_key")
+    fused_recurrent_gla(**{name: t.float().cuda() for name, t in inputs.items()})
+    assert calls == [1]
 
 
 @pytest.mark.usefixtures("triton_backend")

@@ -21,8 +21,6 @@ the last the identity ``sum_v dS_t * S_t = q_t * dq_t + dg_{t+1}``, so no state 
 ``[NV, B, T, H, K]`` that the wrapper adds up; ``dv`` and ``dh0`` are complete in one program.
 """
 
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -239,12 +237,6 @@ class FusedRecurrentGLAFunction(torch.autograd.Function):
         return dq, dk, dv, None if dg is None else dg.to(ctx.gate_dtype), None, dh0, None, None
 
 
-def _backend(device: torch.device) -> str:
-    """``LRNN_SCAN_BACKEND`` when set, else the PyTorch loop on every device (the kernels are opt-in until they
-    have passed on the H100; then CUDA tensors default to them)."""
-    return scan_backend(device) if os.environ.get("LRNN_SCAN_BACKEND", "").strip() else "torch"
-
-
 def fused_recurrent_gla(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -272,10 +264,10 @@ def fused_recurrent_gla(
         ``o [B, T, H, V]`` in ``q``'s dtype, and the final state ``[B, H, K, V]`` in float32 (float64 for float64
         inputs) or None.
 
-    Faces: by default every device, CUDA included, runs the sequential PyTorch loop (``chunk_gla_reference``)
-    until the Triton kernels have passed on the H100, after which CUDA tensors will default to them.
-    ``LRNN_SCAN_BACKEND=triton`` selects the kernels (CUDA tensors, or the CPU under ``TRITON_INTERPRET=1``;
-    float64 inputs stay on the loop, the kernels compute in float32).
+    Faces: CUDA tensors run the Triton kernels (one program per head and value tile walks the steps with the
+    state in registers), other devices the sequential PyTorch loop (``chunk_gla_reference``);
+    ``LRNN_SCAN_BACKEND`` forces one (``triton`` runs the kernels on the CPU under ``TRITON_INTERPRET=1``);
+    float64 inputs stay on the loop, the kernels compute in float32.
 
     Example (a cached state handed from one call to the next)::
 
@@ -291,7 +283,7 @@ def fused_recurrent_gla(
     if initial_state is not None:
         _check_initial_state("initial_state", initial_state, (batch, heads, key_dim, v.shape[-1]), q.device)
     scale = _check_scale(scale, key_dim)
-    if _backend(q.device) != "triton" or q.dtype == torch.float64:
+    if scan_backend(q.device) != "triton" or q.dtype == torch.float64:
         return chunk_gla_reference(q, k, v, g, scale, initial_state, output_final_state, reverse)
     check_triton_runnable(q.device)
     if initial_state is not None:

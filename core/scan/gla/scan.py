@@ -82,8 +82,8 @@ def _check_initial_state(name: str, state: torch.Tensor, shape: tuple, device: t
 
 
 def _backend(device: torch.device) -> str:
-    """``LRNN_SCAN_BACKEND`` when set; otherwise the chunked face everywhere (the Triton face is opt-in until it
-    has passed on the H100)."""
+    """``LRNN_SCAN_BACKEND`` when set; otherwise the chunked face everywhere (the Triton face passes its tests on
+    the GPU but stays opt-in until it has been timed against the chunked face and fla)."""
     backend = scan_backend(device)
     return "torch" if backend == "triton" and not os.environ.get("LRNN_SCAN_BACKEND") else backend
 
@@ -118,10 +118,10 @@ def chunk_gla(
         ``o [B, T, H, V]`` in ``q``'s dtype, and the final states ``[N, H, K, V]`` in float32 (float64 for
         float64 inputs) or None.
 
-    Faces: by default every device, CUDA included, runs the chunked PyTorch face until the Triton kernels
-    (``triton.py``) have passed on the H100; ``LRNN_SCAN_BACKEND=triton`` selects them (CUDA tensors, or the CPU
-    under ``TRITON_INTERPRET=1``; float64 inputs stay on the chunked face, the kernels compute in float32) and
-    ``LRNN_SCAN_BACKEND=reference`` forces the sequential loop.
+    Faces: by default every device, CUDA included, runs the chunked PyTorch face; the Triton kernels
+    (``triton.py``, correct on the GPU, not yet timed) are opt-in: ``LRNN_SCAN_BACKEND=triton`` selects them
+    (CUDA tensors, or the CPU under ``TRITON_INTERPRET=1``; float64 inputs stay on the chunked face, the kernels
+    compute in float32) and ``LRNN_SCAN_BACKEND=reference`` forces the sequential loop.
 
     Example::
 

@@ -77,10 +77,11 @@ def selective_scan(
         ``y [B, T, D]`` in ``u``'s dtype and the final state ``[B, D, N]`` in float32 (float64 for float64
         inputs), or None.
 
-    Faces: the composite one (gates discretised to ``[B, T, D, N]`` and one ``linear_scan``, which itself runs
-    in Triton on CUDA) is the default on every device; the fused Triton kernels (state kept in registers) run
-    with ``LRNN_SCAN_BACKEND=triton`` and become the CUDA default once they have passed on the H100 (float64
-    inputs always take the composite face). ``LRNN_SCAN_BACKEND=reference`` forces the sequential loop.
+    Faces: CUDA tensors run the fused Triton kernels (the state stays in registers; float64 inputs take the
+    composite face), other devices the composite one (gates discretised to ``[B, T, D, N]`` and one
+    ``linear_scan``, which needs ``N`` times the memory of ``u``). ``LRNN_SCAN_BACKEND`` forces one
+    (``reference`` is the sequential loop). The fused kernels are correct on the GPU but still far from their
+    memory floor at ``N = 16`` (benchmarks/NOTES.md).
     """
     _check_inputs(u, dt, A, B, C, D, z, dt_bias)
     batch, _, channels = u.shape
