@@ -139,6 +139,25 @@ def _cumsum_kernel(
         _store_rows(gc_ptr, base, t, valid, cols, mask_c, H * KG, tl.cumsum(g, axis=0))
 
 
+@triton.jit
+def _state_tile(kb, vb, K, V, BK: tl.constexpr, BV: tl.constexpr):
+    """Key and value columns of tile ``(kb, vb)`` of a ``[K, V]`` state, their masks, and the tile's offsets
+    within one state."""
+    cols_k = kb * BK + tl.arange(0, BK)
+    cols_v = vb * BV + tl.arange(0, BV)
+    mask_k, mask_v = cols_k < K, cols_v < V
+    return cols_k, cols_v, mask_k, mask_v, mask_k[:, None] & mask_v[None, :], cols_k[:, None] * V + cols_v[None, :]
+
+
+@triton.jit
+def _load_state(ptr, offs, mask, PRESENT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    """A ``[BK, BV]`` float32 state tile, zeros when not ``PRESENT``."""
+    state = tl.zeros([BK, BV], dtype=tl.float32)
+    if PRESENT:
+        state = tl.load(ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    return state
+
+
 @triton.jit(do_not_specialize=["T"])
 def _fwd_h_kernel(
     k_ptr, v_ptr, gc_ptr, h0_ptr, h_ptr, ht_ptr, T, H, K, V, KG, NT,
@@ -147,14 +166,8 @@ def _fwd_h_kernel(
 ):  # fmt: skip
     kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
-    cols_k = kb * BK + tl.arange(0, BK)
-    cols_v = vb * BV + tl.arange(0, BV)
-    mask_k, mask_v = cols_k < K, cols_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    state_offs = cols_k[:, None] * V + cols_v[None, :]
-    state = tl.zeros([BK, BV], dtype=tl.float32)
-    if HAS_H0:
-        state = tl.load(h0_ptr + bh * K * V + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(kb, vb, K, V, BK, BV)
+    state = _load_state(h0_ptr, bh * K * V + state_offs, mask_kv, HAS_H0, BK, BV)
     base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
     gcols = _gate_cols(cols_k, PER_KEY)
     for n in range(0, NT):
@@ -221,14 +234,8 @@ def _bwd_dh_kernel(
 ):  # fmt: skip
     kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
-    cols_k = kb * BK + tl.arange(0, BK)
-    cols_v = vb * BV + tl.arange(0, BV)
-    mask_k, mask_v = cols_k < K, cols_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    state_offs = cols_k[:, None] * V + cols_v[None, :]
-    grad = tl.zeros([BK, BV], dtype=tl.float32)
-    if HAS_DHT:
-        grad = tl.load(dht_ptr + bh * K * V + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(kb, vb, K, V, BK, BV)
+    grad = _load_state(dht_ptr, bh * K * V + state_offs, mask_kv, HAS_DHT, BK, BV)
     base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
     gcols = _gate_cols(cols_k, PER_KEY)
     for i in range(0, NT):
