@@ -12,6 +12,21 @@ from .systems import lorenz63, rossler
 SYSTEMS = {"lorenz63": lorenz63, "rossler": rossler}
 
 
+def check_series(x: np.ndarray, source: str) -> np.ndarray:
+    """``x`` as float32 ``[T, N]`` (a 1-d series becomes ``[T, 1]``), or ``ValueError`` naming ``source``: a rank other
+    than 1 or 2, no dimensions, or NaN/inf values (with the row and column of the first)."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"{source} must be [T, N] (or [T]) with N >= 1, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise ValueError(f"{source} has {int(bad.sum())} NaN/inf values (first at row {row}, column {column})")
+    return x
+
+
 def load_series(path: str | Path) -> np.ndarray:
     """A time series ``[T, N]`` float32 from a ``.npy`` file or a comma-separated ``.csv`` file (no header).
 
@@ -26,16 +41,7 @@ def load_series(path: str | Path) -> np.ndarray:
         x = np.loadtxt(path, delimiter=",", ndmin=2)
     else:
         raise ValueError(f"path must end in .npy or .csv, got {path.name}")
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(f"the series in {path} must be [T, N] (or [T]), got shape {x.shape}")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
-        raise ValueError(f"the series in {path} has {int(bad.sum())} NaN/inf values (first at row {rows[0]})")
-    return x
+    return check_series(x, f"the series in {path}")
 
 
 class SubsequenceDataset(Dataset):
@@ -101,6 +107,10 @@ class DSRDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if seq_len < 2:
             raise ValueError(f"seq_len must be >= 2 (one step to predict), got {seq_len}")
+        if eval_length is not None and (
+            isinstance(eval_length, bool) or not isinstance(eval_length, int) or eval_length < 2
+        ):
+            raise ValueError(f"eval_length must be None or an int >= 2, got {eval_length!r}")
         if not noise >= 0:
             raise ValueError(f"noise must be >= 0, got {noise!r}")
         self.save_hyperparameters()
@@ -110,11 +120,16 @@ class DSRDataModule(L.LightningDataModule):
         """The whole series ``[L, N]`` float32, loaded or generated once and checked against ``seq_len``."""
         if self.series is None:
             hp = self.hparams
-            x = load_series(hp.path) if hp.path is not None else SYSTEMS[hp.system](hp.n_steps, seed=hp.seed)
-            if not np.isfinite(x).all():
-                raise ValueError("the series has NaN/inf values")
+            if hp.path is not None:
+                x, source = load_series(hp.path), f"the series in {hp.path}"
+            else:
+                source = f"the generated {hp.system} series"
+                x = check_series(SYSTEMS[hp.system](hp.n_steps, seed=hp.seed), source)
             if x.shape[0] < hp.seq_len:
-                raise ValueError(f"the series has {x.shape[0]} steps, fewer than seq_len = {hp.seq_len}")
+                raise ValueError(
+                    f"{source} has {x.shape[0]} steps, fewer than seq_len = {hp.seq_len} (the subsequence length T); "
+                    "lower seq_len or give a longer series"
+                )
             self.series = torch.from_numpy(np.ascontiguousarray(x))
         return self.series
 
@@ -122,6 +137,12 @@ class DSRDataModule(L.LightningDataModule):
     def n_dims(self) -> int:
         """``N``, the observed dimensions."""
         return self.prepare_series().shape[1]
+
+    @property
+    def eval_series(self) -> torch.Tensor:
+        """The ground truth the measures compare against: the first ``eval_length`` points ``[L_eval, N]``."""
+        series = self.prepare_series()
+        return series if self.hparams.eval_length is None else series[: self.hparams.eval_length]
 
     def setup(self, stage: str) -> None:
         self.prepare_series()
@@ -132,8 +153,7 @@ class DSRDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        n = self.series.shape[0] if self.hparams.eval_length is None else self.hparams.eval_length
-        return DataLoader([self.series[:n]], batch_size=1)
+        return DataLoader([self.eval_series], batch_size=1)
 
     def test_dataloader(self) -> DataLoader:
         """The validation series: DSR is judged on the attractor the data define, not on held-out steps."""

@@ -4,14 +4,16 @@ import math
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .forcing import ALPHA_ESTIMATORS, SOLVERS, anneal_alpha, estimate_alpha, forced_rollout
-from .metrics import power_spectrum_error, prediction_error, state_space_divergence
+from .metric_classes import PowerSpectrumError, PredictionError, StateSpaceDivergence
+from .metrics import n_step_predictions
 from .models import PiecewiseLinearRNN
-from .subregions import plot_symbolic_code, symbolic_code
+from .plots import plot_reconstruction, plot_symbolic_code
+from .subregions import symbolic_code
 
 FORCINGS = ("sparse", "gtf")
 
@@ -25,9 +27,14 @@ class DSRModule(L.LightningModule):
     training steps. Batches are ``(inputs [B, T, N], targets [B, T, N])`` (``DSRDataModule``).
 
     Validation (one batch: the ground truth ``x [1, L, N]``): a free-running orbit of ``L + L // 4`` steps from
-    ``init_state(x_0)``, the first ``L // 4`` dropped, is compared with ``x``: logs ``val/D_stsp`` (``n_bins``),
-    ``val/D_H`` (``psd_smoothing``) and ``val/PE`` (``pe_steps``-step prediction error); a diverged orbit logs
-    ``inf``. Set how often with ``trainer.check_val_every_n_epoch``.
+    ``init_state(x_0)``, the first ``L // 4`` dropped, is compared with ``x`` through the torchmetrics classes of
+    ``metric_classes``: logs ``val/D_stsp`` (``n_bins``), ``val/D_H`` (``psd_smoothing``), ``val/PE``
+    (``pe_steps``-step prediction error) and ``val/subregions`` (the linear subregions the orbit visits); a NaN,
+    from a diverged orbit, is logged as ``inf``. It also draws ``reconstruction.png`` (true vs generated attractor
+    and power spectra) and ``symbolic_code.png`` (the orbit coloured by subregion, the transition graph) into the
+    logger's folder, overwriting them at each validation. Set how often with ``trainer.check_val_every_n_epoch``;
+    keep the checkpoint of the lowest D_stsp with a ``ModelCheckpoint`` monitoring ``val/D_stsp`` (mode ``min``).
+    Testing does the same under ``test/``.
 
     Args:
         model: the DSR model (``ALRNN``, ``PLRNN``, ``ShallowPLRNN``, ``ClippedShallowPLRNN``).
@@ -75,6 +82,32 @@ class DSRModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))
+        self.measures = nn.ModuleDict(
+            {
+                "D_stsp": StateSpaceDivergence(n_bins),
+                "D_H": PowerSpectrumError(psd_smoothing),
+                "PE": PredictionError(pe_steps),
+            }
+        )
+
+    def setup(self, stage: str) -> None:
+        """Check the data module's series against the model (``N``) and the measures (their minimum length)."""
+        data = self.trainer.datamodule
+        if not hasattr(data, "eval_series"):
+            return
+        series = data.eval_series
+        if series.shape[1] != self.model.N:
+            raise ValueError(
+                f"the data have N = {series.shape[1]} dimensions but the model reads out N = {self.model.N}; "
+                f"set the model's N to {series.shape[1]}"
+            )
+        hp = self.hparams
+        needed = max(hp.pe_steps + 1, 4, 2 * math.floor(4 * hp.psd_smoothing))  # D_H: T // 2 + 1 > 4σ frequencies
+        if series.shape[0] < needed:
+            raise ValueError(
+                f"the evaluation series has {series.shape[0]} points; the measures need at least {needed} "
+                f"(PE over pe_steps = {hp.pe_steps}, D_H smoothed over psd_smoothing = {hp.psd_smoothing} bins)"
+            )
 
     def _forcing_args(self) -> dict[str, Any]:
         if self.hparams.forcing == "sparse":
@@ -98,43 +131,44 @@ class DSRModule(L.LightningModule):
         return loss
 
     @torch.no_grad()
-    def free_run(self, x: torch.Tensor) -> torch.Tensor:
-        """Observations ``[L, N]`` of a free orbit of ``L + L // 4`` steps from ``x [L, N]``'s first point, the
-        first ``L // 4`` dropped."""
-        length = x.shape[0]
-        z0 = self.model.init_state(x[:1])
-        orbit = self.model.generate(z0, length + length // 4)[0, length // 4 :]
-        return self.model.readout(orbit)
-
-    def _log_measures(self, x: torch.Tensor, split: str) -> None:
-        """Log ``<split>/D_stsp``, ``<split>/D_H`` and ``<split>/PE`` of a free orbit against ``x [L, N]``."""
+    def _measure(self, x: torch.Tensor, split: str) -> None:
+        """Update the measures with a free orbit against ``x [L, N]``; log the used subregions; draw the plots."""
         hp = self.hparams
-        x_gen = self.free_run(x)
-        x_np, gen_np = x.double().cpu().numpy(), x_gen.double().cpu().numpy()
-        if np.isfinite(gen_np).all():
-            d_stsp = state_space_divergence(x_np, gen_np, hp.n_bins)
-            d_h = power_spectrum_error(x_np, gen_np, hp.psd_smoothing)
-            pe = prediction_error(
-                self.model.step, x, hp.pe_steps, init=self.model.init_state, observe=self.model.readout
-            )
-        else:
-            d_stsp = d_h = pe = math.inf
-        values = {f"{split}/D_stsp": d_stsp, f"{split}/D_H": d_h, f"{split}/PE": pe}
-        self.log_dict({k: math.inf if math.isnan(v) else float(v) for k, v in values.items()}, prog_bar=True)
+        length = x.shape[0]
+        code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), length, length // 4)
+        x_gen = self.model.readout(orbit)
+        self.measures["D_stsp"].update(x, x_gen)
+        self.measures["D_H"].update(x, x_gen)
+        predictions = n_step_predictions(
+            self.model.step, x, hp.pe_steps, init=self.model.init_state, observe=self.model.readout
+        )
+        self.measures["PE"].update(predictions, x)
+        self.log(f"{split}/subregions", float(code.bits.shape[0]))
+        log_dir = self.logger.log_dir if self.logger is not None else None
+        if self.trainer.is_global_zero and log_dir is not None and torch.isfinite(x_gen).all():
+            title = f"{split}, epoch {self.current_epoch}"
+            plot_reconstruction(x, x_gen, f"{log_dir}/reconstruction.png", hp.psd_smoothing, title)
+            if self.model.N >= 2:
+                plot_symbolic_code(x_gen, code, f"{log_dir}/symbolic_code.png", title)
+
+    def _log_measures(self, split: str) -> None:
+        """Log ``<split>/D_stsp``, ``<split>/D_H``, ``<split>/PE`` (NaN as ``inf``) and reset the measures."""
+        values = {f"{split}/{name}": float(measure.compute()) for name, measure in self.measures.items()}
+        self.log_dict({key: math.inf if math.isnan(v) else v for key, v in values.items()}, prog_bar=True)
+        for measure in self.measures.values():
+            measure.reset()
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self._log_measures(batch[0], "val")
+        self._measure(batch[0], "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_measures("val")
 
     def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """The validation measures as ``test/*``, plus ``test/subregions``: the linear subregions a free orbit of
-        the length of ``x`` visits; its symbolic code is drawn to ``symbolic_code.png`` in the logger's folder."""
-        x = batch[0]
-        self._log_measures(x, "test")
-        with torch.no_grad():
-            code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), x.shape[0], x.shape[0] // 4)
-        self.log("test/subregions", float(code.bits.shape[0]))
-        if self.trainer.is_global_zero and self.logger is not None and self.logger.log_dir is not None:
-            plot_symbolic_code(self.model.readout(orbit), code, f"{self.logger.log_dir}/symbolic_code.png")
+        self._measure(batch[0], "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_measures("test")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

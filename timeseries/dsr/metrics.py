@@ -254,6 +254,36 @@ def power_spectrum_error(x_true, x_gen, smoothing: float = 20.0, *, reduce: bool
     return float(distance.mean()) if reduce else distance
 
 
+def n_step_predictions(
+    step: Callable[[torch.Tensor], torch.Tensor],
+    x_true: torch.Tensor,
+    n: int = 20,
+    *,
+    init: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    observe: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Predictions ``[T − n, N]`` of ``x_true[n:]``: row ``t`` is ``observe(step^n(init(x_true[t])))``.
+
+    All ``T − n`` starts are iterated as one batch under ``torch.no_grad()``.
+
+    Args:
+        step: the model's one-step map ``z [B, M] -> [B, M]``.
+        x_true: observations ``[T, N]`` (torch, passed to ``init`` as they are), ``T > n``.
+        n: horizon in steps (≥ 1).
+        init: observation → latent state (e.g. ``z = [x; L x]``); identity by default.
+        observe: latent state → observation; by default the first N units (identity observation model).
+    """
+    if not isinstance(x_true, torch.Tensor) or x_true.dim() != 2:
+        raise ValueError(f"x_true must be a [T, N] torch.Tensor, got {getattr(x_true, 'shape', type(x_true).__name__)}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < x_true.shape[0]:
+        raise ValueError(f"n must be an integer in [1, T) with T = {x_true.shape[0]}, got {n!r}")
+    with torch.no_grad():
+        z = x_true[:-n] if init is None else init(x_true[:-n])
+        for _ in range(n):
+            z = step(z)
+        return z[:, : x_true.shape[1]] if observe is None else observe(z)
+
+
 def prediction_error(
     predictor: Callable[[torch.Tensor], torch.Tensor] | np.ndarray | torch.Tensor,
     x_true,
@@ -273,15 +303,13 @@ def prediction_error(
     ``n = 20`` in all the papers' settings (``PE_n``).
 
     Args:
-        predictor: either the model's one-step map ``step(z [B, M]) -> [B, M]`` (torch), applied n times
-            under ``torch.no_grad()``, or precomputed predictions ``[T − n, N]`` whose row ``t`` predicts
+        predictor: either the model's one-step map ``step(z [B, M]) -> [B, M]`` (torch), iterated by
+            :func:`n_step_predictions`, or precomputed predictions ``[T − n, N]`` whose row ``t`` predicts
             ``x_true[t + n]``.
         x_true: ground truth ``[T, N]``, finite, ``T > n``. A torch tensor is passed to the model as it is
             (device, dtype); a numpy array becomes a tensor of torch's default dtype.
         n: prediction horizon in steps (≥ 1).
-        init: observation → latent state (the model's latent initialisation, e.g. ``z = [x; L x]``);
-            identity by default.
-        observe: latent state → observation; by default the first N units (identity observation model).
+        init, observe: as in :func:`n_step_predictions` (used only with a callable ``predictor``).
     Returns:
         PE(n); NaN if the predictions are not finite.
     """
@@ -293,11 +321,7 @@ def prediction_error(
         raise ValueError(f"x_true needs more than n = {n} points, got {t_total}")
     if callable(predictor):
         x = x_true if isinstance(x_true, torch.Tensor) else torch.as_tensor(x_np, dtype=torch.get_default_dtype())
-        with torch.no_grad():
-            z = x[: t_total - n] if init is None else init(x[: t_total - n])
-            for _ in range(n):
-                z = predictor(z)
-            predicted = z[:, :n_dims] if observe is None else observe(z)
+        predicted = n_step_predictions(predictor, x, n, init=init, observe=observe)
     else:
         predicted = predictor
     predicted = _as_series(predicted, "predictions", finite=False)

@@ -7,9 +7,7 @@ dwell), and each used subregion gets its fixed point and stability (``model.fixe
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from .models import FixedPoints, PiecewiseLinearRNN
@@ -106,71 +104,3 @@ def symbolic_code(
     code = symbolic_code_from_bits(model.subregion(orbit))
     code.fixed_points = model.fixed_points(code.bits)
     return code, orbit
-
-
-def plot_symbolic_code(x: torch.Tensor | np.ndarray, code: SymbolicCode, path: str | Path, title: str = "") -> Path:
-    """Save a PNG: the attractor (first 3 readouts of ``x [T, N >= 3]``, or 2) coloured by symbol, and the graph.
-
-    ``x`` must be aligned with ``code.symbols`` (e.g. ``model.readout(orbit)``). The graph draws the used
-    subregions on a circle (area ∝ visits, labelled by bits, ``*`` = stable real fixed point) and the
-    transitions between distinct subregions as arrows with width ∝ transition probability.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    sym = code.symbols.cpu().numpy()
-    if x.ndim != 2 or x.shape[0] != sym.shape[0] or x.shape[1] < 2:
-        raise ValueError(f"x must have shape [T={sym.shape[0]}, N >= 2], got {x.shape}")
-    K = code.bits.shape[0]
-    colors = plt.get_cmap("tab10" if K <= 10 else "viridis")(np.linspace(0, 1, K) if K > 10 else np.arange(K))
-    fig = plt.figure(figsize=(11, 5))
-    if x.shape[1] >= 3:
-        ax = fig.add_subplot(1, 2, 1, projection="3d")
-        ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=colors[sym], s=0.5, linewidths=0)
-    else:
-        ax = fig.add_subplot(1, 2, 1)
-        ax.scatter(x[:, 0], x[:, 1], c=colors[sym], s=0.5, linewidths=0)
-    ax.set_title("attractor coloured by subregion")
-    g = fig.add_subplot(1, 2, 2)
-    angle = np.pi / 2 - 2 * np.pi * np.arange(K) / K
-    pos = np.stack([np.cos(angle), np.sin(angle)], 1) if K > 1 else np.zeros((1, 2))
-    prob = code.transition_probabilities.numpy()
-    for i in range(K):
-        for j in range(K):
-            if i != j and prob[i, j] > 0:
-                g.annotate(
-                    "",
-                    xy=pos[j],
-                    xytext=pos[i],
-                    arrowprops={
-                        "arrowstyle": "-|>",
-                        "lw": 0.5 + 4 * prob[i, j],
-                        "color": "0.3",
-                        "connectionstyle": "arc3,rad=0.15",
-                        "shrinkA": 18,
-                        "shrinkB": 18,
-                    },
-                )
-    freq = code.frequencies.numpy()
-    g.scatter(pos[:, 0], pos[:, 1], s=300 + 3000 * freq, c=colors[:K], zorder=3)
-    fp = code.fixed_points
-    for k in range(K):
-        label = "".join("1" if b else "0" for b in code.bits[k].tolist())
-        if fp is not None and bool(fp.in_region[k]) and bool(fp.stable[k]):
-            label += "*"
-        g.text(pos[k, 0], pos[k, 1] - 0.28, f"{label}\n{freq[k]:.2f}", ha="center", va="top", fontsize=8)
-    g.set_xlim(-1.6, 1.6)
-    g.set_ylim(-1.8, 1.5)
-    g.set_aspect("equal")
-    g.axis("off")
-    g.set_title("transition graph")
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path

@@ -8,6 +8,7 @@ import pytest
 import torch
 from lrnn.timeseries.dsr.metrics import (
     LAPLACE_ALPHA,
+    n_step_predictions,
     normalized_power_spectrum,
     power_spectrum_error,
     prediction_error,
@@ -217,6 +218,17 @@ def test_prediction_error_with_a_latent_state():
     observed = prediction_error(lambda z: z, x, 5, init=lambda v: torch.cat([v, 2 * v], 1), observe=lambda z: z[:, 2:])
     assert observed == pytest.approx(torch.mean((2 * x[:-5] - x[5:]) ** 2).item())
     assert math.isnan(prediction_error(lambda z: z * 1e308 * 1e308, x, 2))
+
+
+def test_n_step_predictions_iterate_every_start_n_times():
+    x = torch.arange(12, dtype=torch.float64).view(6, 2)
+    predictions = n_step_predictions(lambda z: z + 1, x, 2, init=lambda v: torch.cat([v, -v], 1))
+    assert torch.equal(predictions, x[:-2] + 2)
+    assert torch.equal(n_step_predictions(lambda z: 2 * z, x, 1, observe=lambda z: z[:, 1:]), 2 * x[:-1, 1:])
+    with pytest.raises(ValueError, match=r"n must be an integer in \[1, T\) with T = 6, got 6"):
+        n_step_predictions(lambda z: z, x, 6)
+    with pytest.raises(ValueError, match=r"x_true must be a \[T, N\] torch.Tensor"):
+        n_step_predictions(lambda z: z, x.numpy(), 1)
 
 
 # ---------------------------------------------------------------- bad inputs

@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -12,10 +13,14 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 from lrnn.configs import recipe_path
-from lrnn.timeseries.dsr.data import DSRDataModule, load_series
+from lrnn.timeseries.dsr.data import DSRDataModule, check_series, load_series
 from lrnn.timeseries.dsr.forcing import anneal_alpha, estimate_alpha, forced_rollout, forcing_weights
 from lrnn.timeseries.dsr.lit import DSRModule
 from lrnn.timeseries.dsr.models import ALRNN, ClippedShallowPLRNN
+
+from lrnn.cli import LrnnCLI
+
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "dsr"
 
 
 def shift_model(M: int, N: int, shift: float) -> ALRNN:
@@ -140,37 +145,106 @@ def test_data_module_batches_and_errors(tmp_path):
     series = np.random.default_rng(0).standard_normal((50, 2))
     np.savetxt(tmp_path / "x.csv", series, delimiter=",")
     assert np.allclose(load_series(tmp_path / "x.csv"), series, atol=1e-6)
-    series[7, 1] = np.nan
+    series[7, 1] = series[9, 0] = np.nan
     np.save(tmp_path / "nan.npy", series)
-    with pytest.raises(ValueError, match="NaN/inf values \\(first at row 7\\)"):
+    with pytest.raises(ValueError, match=r"nan.npy has 2 NaN/inf values \(first at row 7, column 1\)"):
         DSRDataModule(path=str(tmp_path / "nan.npy"), seq_len=10).setup("fit")
     np.save(tmp_path / "short.npy", np.zeros((20, 2)))
-    with pytest.raises(ValueError, match="20 steps, fewer than seq_len = 200"):
+    with pytest.raises(ValueError, match="short.npy has 20 steps, fewer than seq_len = 200"):
         DSRDataModule(path=str(tmp_path / "short.npy")).setup("fit")
+    np.save(tmp_path / "cube.npy", np.zeros((20, 2, 2)))
+    with pytest.raises(ValueError, match=r"must be \[T, N\] \(or \[T\]\) with N >= 1, got shape \(20, 2, 2\)"):
+        load_series(tmp_path / "cube.npy")
+    with pytest.raises(ValueError, match="N >= 1, got shape \\(20, 0\\)"):
+        check_series(np.zeros((20, 0)), "x")
+    with pytest.raises(ValueError, match="eval_length must be None or an int >= 2"):
+        DSRDataModule(eval_length=0)
 
 
-def test_alrnn_recipe_runs_through_the_cli(tmp_path):
+def _fit(module: DSRModule, data: DSRDataModule) -> None:
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=1, logger=False, enable_progress_bar=False)
+    trainer.fit(module, data)
+
+
+def test_data_and_model_must_agree_before_training():
+    data = DSRDataModule(system="rossler", n_steps=500, seq_len=30, eval_length=300)
+    with pytest.raises(ValueError, match="the data have N = 3 dimensions but the model reads out N = 2"):
+        _fit(DSRModule(ALRNN(10, 2, 2)), data)
+    short = DSRDataModule(system="rossler", n_steps=500, seq_len=30, eval_length=100)
+    with pytest.raises(ValueError, match="evaluation series has 100 points; the measures need at least 160"):
+        _fit(DSRModule(ALRNN(10, 2, 3)), short)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "data_args"),
+    [
+        ("alrnn_lorenz63", ["--data.init_args.n_steps=3000"]),
+        ("alrnn_rossler", ["--data.init_args.n_steps=3000"]),
+        ("alrnn_ecg", [f"--data.init_args.path={DATA / 'ECG.npy'}"]),
+    ],
+)
+def test_alrnn_recipe_runs_through_the_cli(tmp_path, recipe, data_args):
+    if recipe == "alrnn_ecg" and not (DATA / "ECG.npy").is_file():
+        pytest.skip(f"the ECG data set is not at {DATA}")
     args = [
         "fit",
         "--config",
-        str(recipe_path("timeseries/alrnn_lorenz63.yaml")),
+        str(recipe_path(f"timeseries/{recipe}.yaml")),
         "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=3",
         "--trainer.check_val_every_n_epoch=1",
         "--trainer.enable_progress_bar=false",
-        "--data.init_args.n_steps=3000",
         "--data.init_args.eval_length=2000",
+        *data_args,
     ]
     result = subprocess.run(
         [sys.executable, "-m", "lrnn", *args], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True
     )
     assert result.returncode == 0, f"lrnn fit failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    run = tmp_path / "runs" / "alrnn_lorenz63" / "version_0"
+    run = tmp_path / "runs" / recipe / "version_0"
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert any(row["val/D_stsp"] for row in rows) and any(row["val/PE"] for row in rows)
+    for measure in ("D_stsp", "D_H", "PE", "subregions"):
+        assert any(row[f"val/{measure}"] for row in rows), measure
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert any(p.name.startswith("epoch0000-dstsp") for p in (run / "checkpoints").iterdir())
+    assert (run / "reconstruction.png").is_file() and (run / "symbolic_code.png").is_file()
+
+
+@pytest.mark.skipif(not (DATA / "lorenz_m20_p2").is_file(), reason=f"the authors' model is not at {DATA}")
+def test_recipe_keeps_the_checkpoint_of_lowest_dstsp(tmp_path):
+    # The Lorenz-63 recipe as the CLI builds it, with the model set before each validation to one of three
+    # versions of the authors' trained AL-RNN (exact, h shifted, W scaled), whose D_stsp differ.
+    reference = ALRNN.from_reference_state_dict(torch.load(DATA / "lorenz_m20_p2", weights_only=True), P=2)
+    versions = [{k: v.clone() for k, v in reference.state_dict().items()} for _ in range(3)]
+    versions[0]["h"] += 0.3
+    versions[2]["W"] *= 0.9
+    overrides = [
+        "--trainer.max_epochs=3",
+        "--trainer.limit_train_batches=1",
+        "--trainer.check_val_every_n_epoch=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        "--data.init_args.n_steps=3000",
+        "--data.init_args.eval_length=2000",
+    ]
+    cli = LrnnCLI(args=["--config", str(recipe_path("timeseries/alrnn_lorenz63.yaml")), *overrides], run=False)
+
+    class SetModel(L.Callback):
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            module.model.load_state_dict(versions[trainer.current_epoch])
+
+    cli.trainer.callbacks.append(SetModel())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    run = tmp_path / "alrnn_lorenz63" / "version_0"
+    with open(run / "metrics.csv") as f:
+        d_stsp = [float(row["val/D_stsp"]) for row in csv.DictReader(f) if row["val/D_stsp"]]
+    best = int(np.argmin(d_stsp))
+    assert len(d_stsp) == 3 and len(set(d_stsp)) == 3 and best == 1  # the exact model reconstructs best
+    (kept,) = [p for p in (run / "checkpoints").iterdir() if p.name != "last.ckpt"]
+    assert kept.name == f"epoch{best:04d}-dstsp{d_stsp[best]:.4f}.ckpt"
+    state = torch.load(kept, weights_only=True)["state_dict"]
+    assert torch.equal(state["model.h"], versions[best]["h"]) and torch.equal(state["model.W"], versions[best]["W"])
 
 
 def test_loss_decreases_on_lorenz63(tmp_path):
