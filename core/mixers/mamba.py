@@ -41,6 +41,14 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+def dt_bias_init(width: int, dt_min: float, dt_max: float, dt_init_floor: float) -> torch.Tensor:
+    """mamba-ssm's ``dt_proj`` bias ``[width] = softplus^-1(dt)`` with ``dt`` log-uniform in ``[dt_min, dt_max]``
+    and at least ``dt_init_floor``, so that ``softplus(bias)`` starts at those time steps."""
+    dt = torch.exp(torch.rand(width) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+    dt = dt.clamp(min=dt_init_floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
 def _direction(d_inner, d_state, d_conv, dt_rank, conv_bias, dt_min, dt_max, dt_init_floor, dt_scale):
     """What each scan direction owns, initialised as in mamba-ssm: ``(conv1d, x_proj, dt_proj, A_log, D)``.
 
@@ -51,10 +59,8 @@ def _direction(d_inner, d_state, d_conv, dt_rank, conv_bias, dt_min, dt_max, dt_
     dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
     std = dt_scale * dt_rank**-0.5
     nn.init.uniform_(dt_proj.weight, -std, std)
-    dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-    dt = dt.clamp(min=dt_init_floor)
     with torch.no_grad():
-        dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        dt_proj.bias.copy_(dt_bias_init(d_inner, dt_min, dt_max, dt_init_floor))
     dt_proj.bias._no_reinit = True
     A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
     D = nn.Parameter(torch.ones(d_inner))

@@ -80,3 +80,26 @@ def test_a_few_training_steps_on_real_images(tmp_path):
     (metrics,) = trainer.test(model, datamodule=data, verbose=False)
     assert trainer.global_step == 6 and not torch.equal(before, model.net.head.weight)
     assert np.isfinite(metrics["test/loss"]) and 0 <= metrics["test/acc"] <= metrics["test/acc5"] <= 1
+
+
+@needs_subset
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("vim_tiny_patch16_224", {"img_size": 32, "depth": 2}),
+        ("vmamba_tiny_s1l8", {"depths": (1, 1, 1, 1)}),
+    ],
+)
+def test_our_backbones_train_through_the_recipe_module(name, kwargs, tmp_path):
+    """Two optimizer steps of Vim-T and VMamba-T (depth cut, 32x32 CIFAR images) through ``ImageClassifier``."""
+    L.seed_everything(0)
+    data = CIFAR10DataModule(str(SUBSET), img_size=32, batch_size=8, num_workers=0, auto_augment=None)
+    model = ImageClassifier(name, kwargs, num_classes=10, warmup_epochs=0)
+    trainer = L.Trainer(
+        max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        num_sanity_val_steps=0, default_root_dir=tmp_path,
+    )  # fmt: skip
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.fit(model, datamodule=data)
+    changed = sum(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    assert trainer.global_step == 2 and changed > 0.9 * len(before)

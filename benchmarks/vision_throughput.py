@@ -1,0 +1,87 @@
+"""Inference throughput (images/s) of the Mamba image backbones beside timm's DeiT-T and MambaOut-T.
+
+Every model runs in one process on one GPU, in eval mode under ``torch.no_grad``, eager (no ``torch.compile``), at
+224 px with batch 128 and at 1024 px with batch 8 (where Vim claims its advantage over DeiT), in float32 and in
+bfloat16 (``torch.autocast``; Vim keeps its float32 residual stream as the paper's model does). Each time is the
+median of CUDA-event-timed runs after warm-up. Fixed-size models (Vim, DeiT: learned position embeddings) are
+built for each resolution. Float32 matmuls run without TF32 unless ``--tf32``.
+
+    lrnn bench vision_throughput
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+
+from .scan import median_ms, write_report
+
+MODELS = ["vim_tiny_patch16_224", "vim_small_patch16_224", "vmamba_tiny_s1l8", "deit_tiny_patch16_224", "mambaout_tiny"]
+SETTINGS = {"224": (224, 128), "1024": (1024, 8)}  # name: (image side, batch)
+FIXED_SIZE = ("vim_", "deit_")  # models built for one image size
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def images_per_second(name: str, side: int, batch: int, dtype: torch.dtype, device: torch.device) -> float:
+    """Forward-pass throughput of ``timm.create_model(name)`` on ``[batch, 3, side, side]`` random images."""
+    import timm
+
+    kwargs = dict(img_size=side) if name.startswith(FIXED_SIZE) else {}
+    model = timm.create_model(name, **kwargs).to(device).eval()
+    images = torch.randn(batch, 3, side, side, device=device)
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            return model(images)
+
+    return batch / (median_ms(forward) * 1e-3)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="lrnn bench vision_throughput", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=MODELS, help="timm model names")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--tf32", action="store_true", help="let float32 matmuls and convs use TF32")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("lrnn bench vision_throughput needs a CUDA GPU (it measures GPU inference throughput)")
+    import lrnn.vision  # noqa: F401  (registers vim_* and vmamba_* with timm)
+    import timm
+    import triton
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda")
+    gpu = torch.cuda.get_device_name(device)
+    report = {
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "timm": timm.__version__,
+        "tf32": args.tf32,
+        "scan_backend": os.environ.get("LRNN_SCAN_BACKEND", "default (triton on CUDA)"),
+        "results": [],
+    }
+    print(f"{gpu}\n{'model':>24} {'px':>5} {'batch':>5} {'dtype':>5} {'img/s':>10}")
+    for setting in args.settings:
+        side, batch = SETTINGS[setting]
+        for name in args.models:
+            for dtype_name in args.dtypes:
+                row = {"model": name, "image_size": side, "batch": batch, "dtype": dtype_name}
+                try:
+                    row["images_per_s"] = images_per_second(name, side, batch, DTYPES[dtype_name], device)
+                    shown = f"{row['images_per_s']:10.1f}"
+                except torch.OutOfMemoryError:
+                    row["error"] = shown = "out of memory"
+                torch.cuda.empty_cache()
+                report["results"].append(row)
+                print(f"{name:>24} {side:>5} {batch:>5} {dtype_name:>5} {shown:>10}")
+    write_report(report, "vision_throughput", args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

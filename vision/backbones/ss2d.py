@@ -1,0 +1,137 @@
+"""SS2D, VMamba's 2D selective scan (Liu et al., NeurIPS 2024, arXiv:2401.10166; github.com/MzeroMiko/VMamba).
+
+A ``[B, H, W, E]`` map is read along four routes of ``L = H W`` steps: row-major, column-major, and both of those
+reversed. The routes are stacked along channels into one ``[B, L, 4E]`` sequence and scanned by a single
+``selective_scan`` call with ``G = 4`` groups: each route owns ``E`` channels, its own ``x_proj``, ``dt_proj``,
+``A`` and ``D``, and one ``B``/``C`` pair shared by its channels. The four outputs are put back in row-major order
+and summed (the cross-merge). Per block, with ``C`` model channels and ``E = ssm_ratio * C`` inner channels::
+
+    x      = in_proj(x)                     # E channels, or 2E split into x, z with gate=True (VMamba v0)
+    x      = silu(dwconv3x3(x))             # depthwise, no bias in v2, with bias in v0
+    xs     = cross_scan(x)                  # [B, L, 4, E]
+    dt, B, C = x_proj_k(xs_k)               # per route k: [B, L, R], [B, L, N], [B, L, N]
+    y      = selective_scan(xs, dt_proj_k(dt), A, B, C, D, dt_bias, softplus)   # [B, L, 4E]
+    y      = out_norm(cross_merge(y))       # LayerNorm over E
+    out    = out_proj(y * silu(z) if gate else y)
+
+Parameters keep the authors' names and layouts (``x_proj_weight [4, R + 2N, E]``, ``dt_projs_weight [4, E, R]``,
+``dt_projs_bias [4, E]``, ``A_logs [4E, N]``, ``Ds [4E]``), so their checkpoints load without reshaping.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.mixers.mamba import dt_bias_init
+from ...core.scan import selective_scan
+
+ROUTES = 4
+
+
+def cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """``[B, H, W, E]`` -> ``[B, H W, 4, E]``: route 0 row-major, 1 column-major, 2 and 3 those two reversed."""
+    rows = x.flatten(1, 2)
+    cols = x.transpose(1, 2).flatten(1, 2)
+    return torch.stack([rows, cols, rows.flip(1), cols.flip(1)], dim=2)
+
+
+def cross_merge(y: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[B, H W, 4, E]`` route outputs -> ``[B, H, W, E]``: each back in row-major order, summed (the adjoint of
+    ``cross_scan``)."""
+    batch, _, _, channels = y.shape
+    rows = y[:, :, 0] + y[:, :, 2].flip(1)
+    cols = y[:, :, 1] + y[:, :, 3].flip(1)
+    cols = cols.reshape(batch, width, height, channels).transpose(1, 2)
+    return rows.reshape(batch, height, width, channels) + cols
+
+
+def _dt_projection(d_inner: int, dt_rank: int, dt_min: float, dt_max: float, dt_init_floor: float):
+    """mamba-ssm's ``dt_proj`` init: weight ``[E, R]`` uniform in ``±R^-1/2``; bias ``[E] = softplus^-1(dt)``,
+    ``dt`` log-uniform in ``[dt_min, dt_max]`` and at least ``dt_init_floor``."""
+    std = dt_rank**-0.5
+    weight = torch.empty(d_inner, dt_rank).uniform_(-std, std)
+    return weight, dt_bias_init(d_inner, dt_min, dt_max, dt_init_floor)
+
+
+def _per_route_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x [B, L, 4, K]`` times each route's ``weight [4, M, K]`` -> ``[B, L, 4, M]``, as one batched matmul."""
+    batch, steps, routes, _ = x.shape
+    y = torch.bmm(x.permute(2, 0, 1, 3).reshape(routes, batch * steps, -1), weight.transpose(1, 2))
+    return y.view(routes, batch, steps, -1).permute(1, 2, 0, 3)
+
+
+class SS2D(nn.Module):
+    """VMamba's 2D selective-scan mixer (module docstring): ``[B, H, W, dim]`` -> ``[B, H, W, dim]``.
+
+    Args:
+        dim: model channels ``C``.
+        d_state: ``N``, state size per inner channel (1 in VMamba v2, 16 in v0).
+        ssm_ratio: ``E = int(ssm_ratio * dim)`` inner channels per route.
+        dt_rank: rank ``R`` of the ``dt`` projection; ``"auto"`` is ``ceil(dim / 16)``.
+        gate: the ``z`` branch of VMamba v0 (``forward_type="v0"``); v2 (``"v05_noz"``) has none.
+        conv_bias: bias in the depthwise conv (v0 True, v2 False).
+        dt_min, dt_max, dt_init_floor: the ``dt`` initialisation (mamba-ssm's).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        d_state: int = 1,
+        ssm_ratio: float = 2.0,
+        dt_rank: int | str = "auto",
+        gate: bool = False,
+        conv_bias: bool = False,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        self.d_inner = int(ssm_ratio * dim)
+        if self.d_inner < 1 or d_state < 1:
+            raise ValueError(f"need ssm_ratio * dim >= 1 and d_state >= 1, got {ssm_ratio} * {dim} and {d_state}")
+        self.d_state = d_state
+        self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else dt_rank
+        self.gate = gate
+        self.in_proj = nn.Linear(dim, self.d_inner * (2 if gate else 1), bias=False)
+        self.conv2d = nn.Conv2d(self.d_inner, self.d_inner, 3, padding=1, groups=self.d_inner, bias=conv_bias)
+        x_projs = [nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False) for _ in range(ROUTES)]
+        self.x_proj_weight = nn.Parameter(torch.stack([p.weight.detach() for p in x_projs]))
+        dt_projs = [_dt_projection(self.d_inner, self.dt_rank, dt_min, dt_max, dt_init_floor) for _ in range(ROUTES)]
+        self.dt_projs_weight = nn.Parameter(torch.stack([weight for weight, _ in dt_projs]))
+        self.dt_projs_bias = nn.Parameter(torch.stack([bias for _, bias in dt_projs]))
+        a_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32))
+        self.A_logs = nn.Parameter(a_log.repeat(ROUTES * self.d_inner, 1))
+        self.Ds = nn.Parameter(torch.ones(ROUTES * self.d_inner))
+        self.out_norm = nn.LayerNorm(self.d_inner)
+        self.out_proj = nn.Linear(self.d_inner, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, H, W, dim]`` -> ``[B, H, W, dim]``."""
+        x = self.in_proj(x)
+        x, z = x.chunk(2, dim=-1) if self.gate else (x, None)
+        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        y = self.out_norm(self._scan(x))
+        if z is not None:
+            y = y * F.silu(z)
+        return self.out_proj(y)
+
+    def _scan(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, H, W, E]`` -> ``[B, H, W, E]``: the four routes as G = 4 groups of one selective scan."""
+        batch, height, width, channels = x.shape
+        steps, state, rank = height * width, self.d_state, self.dt_rank
+        xs = cross_scan(x)
+        dt, B, C = _per_route_linear(xs, self.x_proj_weight).split([rank, state, state], dim=-1)
+        dt = _per_route_linear(dt, self.dt_projs_weight)
+        y, _ = selective_scan(
+            xs.reshape(batch, steps, ROUTES * channels),
+            dt.reshape(batch, steps, ROUTES * channels),
+            -torch.exp(self.A_logs.float()),
+            B.contiguous(),
+            C.contiguous(),
+            self.Ds.float(),
+            dt_bias=self.dt_projs_bias.reshape(-1).float(),
+            dt_softplus=True,
+        )
+        return cross_merge(y.view(batch, steps, ROUTES, channels), height, width)
