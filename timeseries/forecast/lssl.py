@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.hippo import hippo
 from .base import ForecastModel
-from .hippo import hippo
 from .norm import SeriesNorm
 
 LEARN_MODES = (0, 1, 2)

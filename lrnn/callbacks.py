@@ -1,4 +1,4 @@
-"""A callback that sets how many CPU threads torch uses during a run, so that a recipe can say it."""
+"""Lightning callbacks that recipes of every domain use."""
 
 import lightning as L
 import torch
