@@ -26,8 +26,9 @@ class DSRModule(L.LightningModule):
     targets. Optimiser RAdam; the learning rate decays exponentially from ``lr_start`` to ``lr_end`` over all
     training steps. Batches are ``(inputs [B, T, N], targets [B, T, N])`` (``DSRDataModule``).
 
-    Validation (one batch: the ground truth ``x [1, L, N]``): a free-running orbit of ``L + L // 4`` steps from
-    ``init_state(x_0)``, the first ``L // 4`` dropped, is compared with ``x`` through the torchmetrics classes of
+    Validation (one batch: the ground truth ``x [1, L, N]``): a free-running orbit of ``L + ⌊transient · L⌋``
+    states from ``init_state(x_0)`` (row 0 is ``z_0``), the first ``⌊transient · L⌋`` dropped, is compared with
+    ``x`` through the torchmetrics classes of
     ``metric_classes``: logs ``val/D_stsp`` (``n_bins``), ``val/D_H`` (``psd_smoothing``), ``val/PE``
     (``pe_steps``-step prediction error) and ``val/subregions`` (the linear subregions the orbit visits); a NaN,
     from a diverged orbit, is logged as ``inf``. It also draws ``reconstruction.png`` (true vs generated attractor
@@ -50,6 +51,9 @@ class DSRModule(L.LightningModule):
         n_bins: bins per dimension of D_stsp.
         psd_smoothing: σ of the power-spectrum smoothing of D_H.
         pe_steps: horizon of PE.
+        transient: fraction of ``L`` dropped from the start of the validation orbit: 0.25 as GTF-shPLRNN's
+            ``evaluate_run``; 0 as ALRNN-DSR's ``train_!`` (the orbit starts at ``x_0`` itself and its ``L``
+            points, ``L`` the whole training series, are what the AL-RNN paper's D_stsp/D_H were computed on).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class DSRModule(L.LightningModule):
         n_bins: int = 30,
         psd_smoothing: float = 20.0,
         pe_steps: int = 20,
+        transient: float = 0.25,
     ) -> None:
         super().__init__()
         if not isinstance(model, PiecewiseLinearRNN):
@@ -79,6 +84,8 @@ class DSRModule(L.LightningModule):
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if not 0 < lr_end <= lr_start:
             raise ValueError(f"need 0 < lr_end <= lr_start, got lr_start={lr_start}, lr_end={lr_end}")
+        if not 0 <= transient:
+            raise ValueError(f"transient must be a fraction >= 0 of the evaluation length, got {transient!r}")
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))
@@ -135,7 +142,8 @@ class DSRModule(L.LightningModule):
         """Update the measures with a free orbit against ``x [L, N]``; log the used subregions; draw the plots."""
         hp = self.hparams
         length = x.shape[0]
-        code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), length, length // 4)
+        drop = int(length * self.hparams.get("transient", 0.25))
+        code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), length, drop)
         x_gen = self.model.readout(orbit)
         self.measures["D_stsp"].update(x, x_gen)
         self.measures["D_H"].update(x, x_gen)

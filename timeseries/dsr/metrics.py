@@ -202,8 +202,9 @@ def normalized_power_spectrum(x, smoothing: float = 20.0) -> np.ndarray:
 
     Definition (``normalized_and_smoothed_power_spectrum`` in ``pse.jl``; ``compute_and_smooth_power_spectrum``
     in ``alrnn_python``): z-score each dimension, ``PS = |rfft(x)|²`` over all ``T // 2 + 1`` frequencies (no
-    cut-off), Gaussian smoothing with standard deviation ``smoothing`` frequency bins (scipy
-    ``gaussian_filter1d``: ``mode="reflect"``, kernel radius ``4σ``, which the Julia code reproduces), clip
+    cut-off), Gaussian smoothing with standard deviation ``smoothing`` frequency bins (kernel radius ``4σ``;
+    padding as ``pse.jl``'s ImageFiltering ``"reflect"``, which leaves out the edge bin, i.e. scipy ``"mirror"``;
+    ``alrnn_python`` uses scipy's default ``"reflect"``, which repeats it: D_H differs by ~1e-6), clip
     negative round-off to 0, divide by the sum. ``smoothing=0`` skips the smoothing. A constant column has
     no spectrum and gives NaN.
     """
@@ -212,7 +213,7 @@ def normalized_power_spectrum(x, smoothing: float = 20.0) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         power = np.abs(np.fft.rfft((x - x.mean(axis=0)) / std, axis=0)) ** 2
         if smoothing > 0:
-            power = np.maximum(gaussian_filter1d(power, smoothing, axis=0, mode="reflect", truncate=4.0), 0.0)
+            power = np.maximum(gaussian_filter1d(power, smoothing, axis=0, mode="mirror", truncate=4.0), 0.0)
         return power / power.sum(axis=0)
 
 
