@@ -1,0 +1,131 @@
+"""One LION layer: linear-RNN operator blocks over equal-size voxel groups, in x order then in y order.
+
+For each direction ``d`` in ``directions`` (LION: ``("x", "y")``) the voxels are sorted in LION's ``d`` window order,
+cut into groups of ``group_size`` (``window_groups.py``), run through that direction's operator block as a batch of
+sequences ``[G, group_size, C]``, and scattered back; the recurrence crosses window boundaries inside a group (no
+masking), as in LION.
+
+The operator block owns its norm and residual, as LION's operator wrappers do (``DropPath`` on each branch):
+
+* post-norm (LION's Mamba ``Block``):  ``x + DropPath(LayerNorm(mixer(x)))``;
+* pre-norm (LION's RetNet and RWKV blocks; xLSTM's ViL blocks without the FFN):
+  ``x + DropPath(mixer(LayerNorm(x)))``, then, with ``mlp_ratio > 0``,
+  ``x + DropPath(MLP(LayerNorm(x)))``, ``MLP = Linear(C, r C) -> GELU -> Linear(r C, C)``.
+
+``norm_first`` and ``mlp_ratio`` default to LION's layout for the operator (``LION_BLOCK_LAYOUT``); ``gla``, absent
+from LION, takes RetNet's; other registered mixers default to pre-norm without MLP. The mixer comes from
+``lrnn.core.mixers.build_mixer(operator, d_model, **operator_cfg)``.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from timm.layers import DropPath
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..core.mixers import build_mixer
+from .window_groups import group_windows
+
+LION_BLOCK_LAYOUT: dict[str, tuple[bool, float]] = {  # operator -> (norm_first, mlp_ratio)
+    "mamba": (False, 0.0),
+    "retnet": (True, 4.0),
+    "rwkv6": (True, 4.0),
+    "mlstm": (True, 0.0),
+    "gla": (True, 4.0),
+}
+
+
+class LIONOperatorBlock(nn.Module):
+    """A registry mixer with its own norm, residual and drop path: ``[G, L, C] -> [G, L, C]``."""
+
+    def __init__(
+        self,
+        operator: str,
+        d_model: int,
+        operator_cfg: dict[str, Any] | None = None,
+        drop_path: float = 0.0,
+        norm_first: bool | None = None,
+        mlp_ratio: float | None = None,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        default_norm_first, default_mlp_ratio = LION_BLOCK_LAYOUT.get(operator, (True, 0.0))
+        self.norm_first = default_norm_first if norm_first is None else norm_first
+        mlp_ratio = default_mlp_ratio if mlp_ratio is None else mlp_ratio
+        if mlp_ratio < 0:
+            raise ValueError(f"mlp_ratio must be >= 0, got {mlp_ratio}")
+        self.use_checkpoint = use_checkpoint
+        self.mixer = build_mixer(operator, d_model=d_model, **(operator_cfg or {}))
+        self.norm = nn.LayerNorm(d_model)
+        self.drop_path = DropPath(drop_path)
+        self.mlp = None
+        if mlp_ratio > 0:
+            hidden = round(mlp_ratio * d_model)
+            self.mlp_norm = nn.LayerNorm(d_model)
+            self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.drop_path(self.mixer(self.norm(x))[0])
+        else:
+            x = x + self.drop_path(self.norm(self.mixer(x)[0]))
+        if self.mlp is not None:
+            x = x + self.drop_path(self.mlp(self.mlp_norm(x)))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [G, L, C]`` (groups of voxel features) -> ``[G, L, C]``; recomputed in backward if ``use_checkpoint``."""
+        if self.use_checkpoint and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+class LIONLayer(nn.Module):
+    """LION's ``LIONLayer``: one operator block per direction, each over that direction's window groups."""
+
+    def __init__(
+        self,
+        d_model: int,
+        window_shape: Sequence[int],
+        group_size: int,
+        operator: str,
+        operator_cfg: dict[str, Any] | None = None,
+        shift: bool = False,
+        directions: Sequence[str] = ("x", "y"),
+        drop_path: float | Sequence[float] = 0.0,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(window_shape) != 3:
+            raise ValueError(f"window_shape must be (w_x, w_y, w_z), got {list(window_shape)}")
+        if any(direction not in ("x", "y") for direction in directions):
+            raise ValueError(f"directions must be 'x' or 'y', got {list(directions)}")
+        drop_paths = [drop_path] * len(directions) if isinstance(drop_path, int | float) else list(drop_path)
+        if len(drop_paths) != len(directions):
+            raise ValueError(f"drop_path needs one rate per direction {list(directions)}, got {drop_paths}")
+        self.window_shape = tuple(window_shape)
+        self.group_size = group_size
+        self.shift = shift
+        self.directions = tuple(directions)
+        self.blocks = nn.ModuleList(
+            LIONOperatorBlock(operator, d_model, operator_cfg, rate, use_checkpoint=use_checkpoint)
+            for rate in drop_paths
+        )
+
+    def forward(
+        self, features: torch.Tensor, coords: torch.Tensor, batch_size: int, spatial_shape: Sequence[int]
+    ) -> torch.Tensor:
+        """``features [N, C]`` of the voxels at unique ``coords [N, 4]`` (batch, z, y, x) on a grid ``spatial_shape
+        (Z, Y, X)`` -> new features ``[N, C]``."""
+        if features.ndim != 2 or len(features) != len(coords):
+            raise ValueError(
+                f"features must be [N, C] with N = len(coords) = {len(coords)}, got shape {tuple(features.shape)}"
+            )
+        for direction, block in zip(self.directions, self.blocks, strict=True):
+            groups = group_windows(
+                coords, batch_size, spatial_shape, self.window_shape, self.group_size, direction, self.shift
+            )
+            features = groups.scatter(block(groups.gather(features)))
+        return features

@@ -1,0 +1,73 @@
+"""The one adapter for sparse 3D convolution: spconv's API, with the backend chosen by the machine.
+
+* With a CUDA device: ``spconv_triton.pytorch`` (pure Triton, a drop-in for spconv 2.x with the same checkpoint
+  layout). It is not a dependency of ``lrnn``: install it with ``pip install spconv-triton``.
+* Without one: ``spconv.pytorch`` from ``spconv==2.3.8`` (``pip install lrnn[pointcloud]``), whose CPU path has two
+  known faults, handled here:
+
+  - its backward asks for the current CUDA stream; ``spconv.pytorch.ops.get_current_stream`` is replaced, once at
+    import, by one returning stream 0 (only on a machine without a GPU, where no CUDA stream exists);
+  - its CPU convolution is wrong (errors up to ~0.4, varying run to run) with more than one torch thread and exact
+    with one. The convolutions below raise ``RuntimeError`` on CPU input while ``torch.get_num_threads() > 1``
+    rather than change the process-wide thread count behind the caller's back; call ``torch.set_num_threads(1)``
+    first (the backward pass needs it too).
+
+Tensors: ``SparseConvTensor(features [N, C], indices [N, 4] int32 (batch, z, y, x), spatial_shape [Z, Y, X],
+batch_size)``; conv weights are ``[C_out, k_z, k_y, k_x, C_in]``.
+"""
+
+import torch
+
+if torch.cuda.is_available():
+    try:
+        import spconv_triton.pytorch as spconv
+    except ImportError as error:
+        raise ImportError(
+            "lrnn.pointcloud runs sparse convolution on the GPU through spconv-triton, which is not installed: "
+            "pip install spconv-triton"
+        ) from error
+else:
+    try:
+        import spconv.pytorch as spconv
+        import spconv.pytorch.ops as spconv_ops
+    except ImportError as error:
+        raise ImportError(
+            "lrnn.pointcloud runs sparse convolution on the CPU through spconv 2.3.8: pip install 'lrnn[pointcloud]'"
+        ) from error
+    spconv_ops.get_current_stream = lambda: 0
+
+SparseConvTensor = spconv.SparseConvTensor
+SparseSequential = spconv.SparseSequential
+
+
+def _check_cpu_threads(x: SparseConvTensor) -> None:
+    if x.features.device.type == "cpu" and torch.get_num_threads() > 1:
+        raise RuntimeError(
+            f"spconv's CPU convolution is wrong with more than one torch thread (now {torch.get_num_threads()}): "
+            "call torch.set_num_threads(1) before running sparse convolutions on the CPU"
+        )
+
+
+class SubMConv3d(spconv.SubMConv3d):
+    """Submanifold 3D convolution: outputs only at the input's active sites (spconv's ``SubMConv3d``)."""
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        _check_cpu_threads(x)
+        return super().forward(x)
+
+
+class SparseConv3d(spconv.SparseConv3d):
+    """Regular sparse 3D convolution: outputs at every site whose receptive field holds an active input."""
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        _check_cpu_threads(x)
+        return super().forward(x)
+
+
+def to_dense(x: SparseConvTensor) -> torch.Tensor:
+    """The dense grid ``[B, C, Z, Y, X]`` of a sparse tensor, zeros at inactive sites (differentiable).
+
+    Written here rather than ``SparseConvTensor.dense``, whose list indexing torch deprecates."""
+    grid = x.features.new_zeros(x.batch_size, *x.spatial_shape, x.features.shape[1])
+    grid = grid.index_put(tuple(x.indices.long().unbind(1)), x.features)
+    return grid.permute(0, 4, 1, 2, 3)

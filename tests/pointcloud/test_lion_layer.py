@@ -1,0 +1,78 @@
+import pytest
+import torch
+from lrnn.pointcloud.lion_layer import LIONLayer, LIONOperatorBlock
+
+SPATIAL_SHAPE = (4, 24, 30)  # (Z, Y, X)
+CHANNELS = 16
+OPERATORS = {
+    "mamba": {"bidirectional": True, "d_state": 4},
+    "retnet": {"num_heads": 2, "expand_v": 2.0},
+}
+
+
+def voxels(counts: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique ``coords [N, 4]`` (batch, z, y, x), ``counts[b]`` in sample ``b``, and features ``[N, CHANNELS]``."""
+    generator = torch.Generator().manual_seed(seed)
+    z, y, x = SPATIAL_SHAPE
+    rows = []
+    for b, n in enumerate(counts):
+        flat = torch.randperm(z * y * x, generator=generator)[:n]
+        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
+    coords = torch.cat(rows).int()
+    return coords, torch.randn(len(coords), CHANNELS, generator=generator)
+
+
+def make_layer(operator: str, shift: bool = True) -> LIONLayer:
+    torch.manual_seed(0)
+    return LIONLayer(CHANNELS, (13, 13, 4), 64, operator, OPERATORS[operator], shift=shift)
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_shapes_and_gradients_reach_every_parameter(operator):
+    coords, features = voxels([150, 90])
+    layer = make_layer(operator)
+    features.requires_grad_()
+    out = layer(features, coords, 2, SPATIAL_SHAPE)
+    assert out.shape == features.shape and torch.isfinite(out).all()
+    out.square().sum().backward()
+    assert features.grad.abs().sum(1).gt(0).all()  # every voxel is read by some group
+    for name, parameter in layer.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_voxel_order_does_not_change_the_output(operator):
+    coords, features = voxels([150, 90])
+    layer = make_layer(operator)
+    permutation = torch.randperm(len(coords), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = layer(features, coords, 2, SPATIAL_SHAPE)
+        out_permuted = layer(features[permutation], coords[permutation], 2, SPATIAL_SHAPE)
+    torch.testing.assert_close(out_permuted, out[permutation], rtol=1e-5, atol=1e-5)
+
+
+def test_block_layouts_follow_lion():
+    mamba = LIONOperatorBlock("mamba", CHANNELS, {"bidirectional": True})
+    retnet = LIONOperatorBlock("retnet", CHANNELS, {"num_heads": 2})
+    assert not mamba.norm_first and mamba.mlp is None
+    assert retnet.norm_first and retnet.mlp[0].out_features == 4 * CHANNELS
+
+
+def test_checkpointed_block_gives_the_same_gradients():
+    x = torch.randn(3, 20, CHANNELS, requires_grad=True)
+    torch.manual_seed(0)
+    plain = LIONOperatorBlock("retnet", CHANNELS, {"num_heads": 2})
+    torch.manual_seed(0)
+    checkpointed = LIONOperatorBlock("retnet", CHANNELS, {"num_heads": 2}, use_checkpoint=True)
+    grads = [torch.autograd.grad(block(x).sum(), x)[0] for block in (plain, checkpointed)]
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="drop_path"):
+        LIONLayer(CHANNELS, (13, 13, 4), 64, "retnet", drop_path=[0.1])
+    with pytest.raises(ValueError, match="directions"):
+        LIONLayer(CHANNELS, (13, 13, 4), 64, "retnet", directions=("x", "z"))
+    coords, features = voxels([10])
+    with pytest.raises(ValueError, match=r"\[N, C\]"):
+        make_layer("retnet")(features[:5], coords, 1, SPATIAL_SHAPE)
