@@ -4,6 +4,8 @@
   kernels run (slowly, at small sizes) on the CPU.
 * ``nan_poisoned_empty``: every ``torch.empty``/``empty_like``/``Tensor.new_empty`` made during a test starts as
   NaN, so an output a kernel forgets to write fails; the kernel test folders use it for every test.
+* ``one_torch_thread`` (module scope): torch on one intra-op thread for a test module, restored after; the
+  folders of small models use it (on a busy 2-core machine a second thread only makes them wait).
 * ``compiled_matches_eager``: checks that ``torch.compile(fullgraph=True)`` of a module gives eager's loss and
   gradients (the custom-op tests of every primitive use it).
 * Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
@@ -40,6 +42,14 @@ def nan_poisoned_empty(monkeypatch):
     monkeypatch.setattr(
         torch.Tensor, "new_empty", lambda self, *args, **kwargs: _poisoned(_new_empty(self, *args, **kwargs))
     )
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 from lrnn.audio.data import read_transcript
 from lrnn.audio.wav import read_wav
 
@@ -11,13 +10,8 @@ LJSPEECH = Path("../shared/data/speech/ljspeech")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread (module scope, so that module fixtures run under it too): the tests share a small,
-    busy machine, where two threads wait on each other for seconds, and these sizes gain nothing from more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test module here runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

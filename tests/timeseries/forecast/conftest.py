@@ -5,18 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 ETTH1 = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is fastest, and several slow to a crawl on a shared, busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    """Every test module here runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,8 @@
 wait on each other (the demo recipe: 2.6 s of training and testing on one thread, 45 s on two)."""
 
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(one_torch_thread):
+    """Every test module here runs on one torch thread (tests/conftest.py)."""
