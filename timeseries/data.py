@@ -1,12 +1,12 @@
 """LightningDataModules of the time-series domain."""
 
-import lightning as L
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
+from ..datamodules import SplitsDataModule
 from .classify.waveforms import make_waveforms, waveform_class_names
 
 
-class WaveformDataModule(L.LightningDataModule):
+class WaveformDataModule(SplitsDataModule):
     """The synthetic waveform classification task (``lrnn.timeseries.classify.waveforms``), generated in memory.
 
     Batches are ``(x [B, length, 1] float32, y [B] int64)``. The three splits come from seeds ``seed``,
@@ -47,24 +47,3 @@ class WaveformDataModule(L.LightningDataModule):
             split: TensorDataset(*make_waveforms(n, hp.length, hp.num_classes, hp.noise, hp.base_period, hp.seed + i))
             for i, (split, n) in enumerate(sizes.items())
         }
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            drop_last=shuffle,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

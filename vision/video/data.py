@@ -1,13 +1,12 @@
 """``MovingMNISTDataModule``: long-horizon Moving-MNIST generated on demand with fixed seeds."""
 
-import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
 
+from ...datamodules import SplitsDataModule
 from .moving_mnist import MovingMNIST, load_mnist_digits, load_sklearn_digits
 
 
-class MovingMNISTDataModule(L.LightningDataModule):
+class MovingMNISTDataModule(SplitsDataModule):
     """Training sequences of ``seq_len`` frames and evaluation sequences of ``eval_seq_len`` frames (a context plus
     the frames to roll out past the training length), batches ``float32 [B, T, 1, image_size, image_size]`` in
     [-1, 1].
@@ -70,21 +69,3 @@ class MovingMNISTDataModule(L.LightningDataModule):
             )
             for i, (split, (n, frames)) in enumerate(sizes.items())
         }
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            drop_last=shuffle,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
