@@ -197,22 +197,23 @@ def _as_scalars(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str) -> dict:
-    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md.
+    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md (v3 and v4).
 
-    32-bit inputs: 64-channel blocks for wide problems, narrowing to 32 channels when that would leave fewer than
-    about four programs per SM; 32-step tiles for the backward, 64 otherwise; four warps. 16-bit inputs move half
-    the bytes per step, so a program must own fewer channels to keep enough loads in flight: one warp on
-    32-channel blocks when that still gives about 1000 programs, else two warps on 16-channel blocks.
+    Four warps on 64-channel blocks for wide problems, narrowing to 32 channels when that would leave fewer than
+    about four programs per SM; 32-step tiles for the float32 backward, 64 otherwise. 16-bit inputs move half the
+    bytes per step, so a program must own fewer channels to keep enough loads in flight: one warp on 32-channel
+    blocks (32-step tiles backward) when that still gives about 1000 programs, and for the forward of smaller
+    problems two warps on 16-channel blocks.
     """
-    if dtype.itemsize <= 2:
-        many_programs = batch * triton.cdiv(width, 32) >= 1024
-        block_d, num_warps = (32, 1) if many_programs else (16, 2)
-        block_t = 32 if direction == "bwd" and many_programs else 64
+    if dtype.itemsize <= 2 and batch * triton.cdiv(width, 32) >= 1024:
+        cfg = {"BT": 32 if direction == "bwd" else 64, "BD": 32, "num_warps": 1}
+    elif dtype.itemsize <= 2 and direction == "fwd":
+        cfg = {"BT": 64, "BD": 16, "num_warps": 2}
     else:
         block_d = 64 if batch * triton.cdiv(width, 64) >= 512 else 32
-        block_t = 32 if direction == "bwd" else 64
-        num_warps = 4
-    return {"BT": block_t, "BD": min(block_d, triton.next_power_of_2(width)), "num_warps": num_warps}
+        block_t = 32 if direction == "bwd" and dtype.itemsize >= 4 else 64
+        cfg = {"BT": block_t, "BD": block_d, "num_warps": 4}
+    return {**cfg, "BD": min(cfg["BD"], triton.next_power_of_2(width))}
 
 
 def linear_scan_triton_fwd(
