@@ -3,6 +3,7 @@
 from .codec import AudioCodec, EncodecCodec, MelKMeansCodec, WavTokenizerCodec
 from .data import SpeechDataModule, collate_speech, read_transcript
 from .delay import apply_delay, lina_delay, lina_undelay, undo_delay
+from .model import LinaSpeech, VoiceState
 from .special_tokens import BOS, EOS, N_SPECIAL, PAD
 from .text import VOCAB_SIZE, byte_tokens, phonemize, text_tokens, tokens_to_text
 from .wav import read_wav, write_wav
@@ -12,11 +13,13 @@ __all__ = [
     "BOS",
     "EOS",
     "EncodecCodec",
+    "LinaSpeech",
     "MelKMeansCodec",
     "N_SPECIAL",
     "PAD",
     "SpeechDataModule",
     "VOCAB_SIZE",
+    "VoiceState",
     "WavTokenizerCodec",
     "apply_delay",
     "byte_tokens",
