@@ -1,0 +1,101 @@
+"""LION's U-shaped ``LIONBlock``: LION layers at ``depth + 1`` scales, merging down and expanding back up.
+
+With ``down_scales = [s_0, ..., s_{depth-1}]`` (LION: ``[[2, 2, 2], [2, 2, 2]]``)::
+
+    for i in 0..depth-1:                       # encoder
+        x = x + PE_i(coords of x)              # learned position embedding
+        x = LIONLayer(shift = i is odd)(x);  skip_i = x
+        x, inverse_i = VoxelMerging(s_i)(x)    # SFD, merge, LayerNorm
+    for j in 0..depth-1, i = depth-1-j:        # decoder, from the coarsest scale
+        x = LIONLayer(shift = j is odd)(x)
+        x = LayerNorm(skip_i + x[inverse_i])   # expand onto the finer voxels
+
+``PE(p) = Linear(C, C)(ReLU(BatchNorm1d(Linear(3, C)(p))))`` with each coordinate centred and scaled to
+``[-pi, pi]`` over the whole grid: ``p_x = 2 pi (x - X / 2) / X``. The window and group sizes stay the same in voxel
+units at every scale, so the coarse layers see farther. Each LION layer holds one operator block per direction
+(``x``, ``y``), so a block holds ``4 depth`` operator blocks (8 in LION).
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..lion_layer import LIONLayer
+from ..sparse_conv import SparseConvTensor
+from .merge import VoxelMerging, expand_voxels
+
+
+class VoxelPositionEmbedding(nn.Module):
+    """LION's ``PositionEmbeddingLearned`` on voxel coordinates: ``coords [N, 4]`` (batch, z, y, x) -> ``[N, C]``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def forward(self, coords: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
+        size = torch.tensor(spatial_shape[::-1], device=coords.device, dtype=torch.float32)  # (X, Y, Z)
+        xyz = coords[:, 1:].flip(1).float()
+        return self.mlp((xyz - size / 2) / size * (2 * math.pi))
+
+
+class LIONBlock(nn.Module):
+    """``SparseConvTensor`` features ``[N, C]`` -> the same voxels with new features ``[N, C]``."""
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        down_scales: Sequence[Sequence[int]],
+        window_shape: Sequence[int],
+        group_size: int,
+        operator: str,
+        operator_cfg: dict[str, Any] | None = None,
+        directions: Sequence[str] = ("x", "y"),
+        shift: bool = True,
+        drop_path: float = 0.0,
+        use_checkpoint: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(down_scales) != depth:
+            raise ValueError(f"down_scales needs one (s_x, s_y, s_z) per level (depth {depth}), got {down_scales}")
+
+        def lion_layer(level: int) -> LIONLayer:
+            return LIONLayer(
+                dim,
+                window_shape,
+                group_size,
+                operator,
+                operator_cfg,
+                shift=shift and level % 2 == 1,
+                directions=directions,
+                drop_path=drop_path,
+                use_checkpoint=use_checkpoint,
+            )
+
+        self.position_embeddings = nn.ModuleList(VoxelPositionEmbedding(dim) for _ in range(depth))
+        self.encoder = nn.ModuleList(lion_layer(level) for level in range(depth))
+        self.merges = nn.ModuleList(VoxelMerging(dim, scale) for scale in down_scales)
+        self.decoder = nn.ModuleList(lion_layer(level) for level in range(depth))
+        self.decoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
+
+    @staticmethod
+    def _run(layer: LIONLayer, x: SparseConvTensor) -> SparseConvTensor:
+        return x.replace_feature(layer(x.features, x.indices, x.batch_size, x.spatial_shape))
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        skips, inverses = [], []
+        for embed, layer, merge in zip(self.position_embeddings, self.encoder, self.merges, strict=True):
+            x = x.replace_feature(x.features + embed(x.indices, x.spatial_shape))
+            x = self._run(layer, x)
+            skips.append(x)
+            x, inverse = merge(x)
+            inverses.append(inverse)
+        for layer, norm, skip, inverse in zip(
+            self.decoder, self.decoder_norms, skips[::-1], inverses[::-1], strict=True
+        ):
+            x = expand_voxels(self._run(layer, x), skip, inverse)
+            x = x.replace_feature(norm(x.features))
+        return x
