@@ -15,6 +15,7 @@ A batch (``collate_speech``) holds, padded with ``PAD``:
 """
 
 import hashlib
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -28,6 +29,7 @@ from .codec.mel_kmeans import MelKMeansCodec
 from .delay import lina_delay
 from .special_tokens import PAD
 from .text import text_tokens
+from .tone_corpus import write_tone_corpus
 from .wav import read_wav
 
 
@@ -67,13 +69,21 @@ class SpeechDataModule(L.LightningDataModule):
     Args:
         wav_dir: folder of ``<id>.wav`` clips (any sample rate, mono or not).
         transcript_path: ``id|text`` file.
-        codec_path: a fitted ``MelKMeansCodec`` saved with ``save``.
+        codec_path: a fitted ``MelKMeansCodec`` saved with ``save``; when the file does not exist and
+            ``codec_settings`` are given, ``prepare_data`` fits one with those settings (``MelKMeansCodec``'s
+            arguments) on every clip of the transcript and saves it there.
         codes_cache_path: safetensors file for the codes (written by ``prepare_data``).
         batch_size: clips per batch.
         val_fraction: share of clips held out for validation (at least one when > 0).
         seed: seeds the split and the training shuffle.
         use_phonemes: tokenise espeak-ng's IPA phonemes instead of the text (needs ``espeak-ng``).
         num_workers: DataLoader workers.
+        codec_settings: see ``codec_path``.
+        tone_corpus_clips: when > 0 and ``transcript_path`` does not exist, ``prepare_data`` first writes that
+            many generated clips there and into ``wav_dir`` (``tone_corpus``: letters as tones; for runs that
+            must need no recordings, such as the demo).
+
+    The test split is the validation split.
     """
 
     def __init__(
@@ -87,15 +97,36 @@ class SpeechDataModule(L.LightningDataModule):
         seed: int = 0,
         use_phonemes: bool = False,
         num_workers: int = 0,
+        codec_settings: dict | None = None,
+        tone_corpus_clips: int = 0,
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
-        self.wav_dir = Path(wav_dir)
-        self.transcript = read_transcript(transcript_path)
+        self.wav_dir, self.transcript_path = Path(wav_dir), Path(transcript_path)
         self.codec_path = Path(codec_path)
         self.codes_cache_path = Path(codes_cache_path)
+
+    @cached_property
+    def transcript(self) -> dict[str, str]:
+        return read_transcript(self.transcript_path)
+
+    def _wav(self, clip_id: str, sample_rate: int) -> torch.Tensor:
+        wav_path = self.wav_dir / f"{clip_id}.wav"
+        if not wav_path.is_file():
+            raise FileNotFoundError(f"clip {clip_id!r} of the transcript has no audio at {str(wav_path)!r}")
+        return read_wav(wav_path, sample_rate)
+
+    def _fit_codec(self) -> None:
+        if self.hparams.codec_settings is None:
+            raise FileNotFoundError(
+                f"no codec at {str(self.codec_path)!r}: fit and save a MelKMeansCodec there, or give codec_settings"
+            )
+        codec = MelKMeansCodec(**self.hparams.codec_settings)
+        codec.fit([self._wav(clip_id, codec.sample_rate) for clip_id in self.transcript], seed=self.hparams.seed)
+        self.codec_path.parent.mkdir(parents=True, exist_ok=True)
+        codec.save(self.codec_path)
 
     def _cache_is_current(self, codec_hash: str) -> bool:
         if not self.codes_cache_path.is_file():
@@ -106,17 +137,19 @@ class SpeechDataModule(L.LightningDataModule):
             )
 
     def prepare_data(self) -> None:
-        """Encode every clip of the transcript and write the codes cache, unless it is current."""
+        """Write the tone corpus and fit the codec if asked and missing, then encode every clip of the transcript
+        into the codes cache, unless it is current."""
+        if self.hparams.tone_corpus_clips > 0 and not self.transcript_path.is_file():
+            write_tone_corpus(self.wav_dir, self.transcript_path, self.hparams.tone_corpus_clips, self.hparams.seed)
+        if not self.codec_path.is_file():
+            self._fit_codec()
         codec_hash = _sha256(self.codec_path)
         if self._cache_is_current(codec_hash):
             return
         codec = MelKMeansCodec.load(self.codec_path)
         codes = {}
         for clip_id in self.transcript:
-            wav_path = self.wav_dir / f"{clip_id}.wav"
-            if not wav_path.is_file():
-                raise FileNotFoundError(f"clip {clip_id!r} of the transcript has no audio at {str(wav_path)!r}")
-            codes[clip_id] = codec.encode(read_wav(wav_path, codec.sample_rate)).contiguous()
+            codes[clip_id] = codec.encode(self._wav(clip_id, codec.sample_rate)).contiguous()
         self.codes_cache_path.parent.mkdir(parents=True, exist_ok=True)
         save_file(codes, str(self.codes_cache_path), metadata={"codec_sha256": codec_hash})
 
@@ -157,3 +190,6 @@ class SpeechDataModule(L.LightningDataModule):
             collate_fn=collate_speech,
             num_workers=self.hparams.num_workers,
         )
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

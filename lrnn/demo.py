@@ -19,7 +19,13 @@ from lrnn.configs import recipe_path
 from .cli import LrnnCLI
 from .report import plot_confusion_matrix, plot_training_curves
 
-DEMO_RECIPES = ("demo/timeseries.yaml", "demo/dsr.yaml", "demo/forecast.yaml", "demo/vision.yaml")
+DEMO_RECIPES = (
+    "demo/timeseries.yaml",
+    "demo/dsr.yaml",
+    "demo/forecast.yaml",
+    "demo/vision.yaml",
+    "demo/speech.yaml",
+)
 
 
 def run_part(recipe: str, overrides: list[str]) -> tuple[Path, dict]:
