@@ -21,7 +21,7 @@ SUMMARIES = {  # one line each in `lrnn --help` (at most 54 characters)
     "test": "Evaluate a recipe on its test set.",
     "predict": "Run the model's predict_step over the recipe's data.",
     "bench": "Run a benchmark: lrnn bench <name> [args].",
-    "demo": "Train + test the demo (~2 min CPU) into runs/demo/.",
+    "demo": "Train + test the demo (~2.5 min CPU) into runs/demo/.",
 }
 OWN_COMMANDS = ("bench", "demo")
 DESCRIPTION = "lrnn: linear-recurrence scans in Triton and the models built on them. Recipes: lrnn fit --config X.yaml"

@@ -25,6 +25,7 @@ DEMO_RECIPES = (
     "demo/forecast.yaml",
     "demo/vision.yaml",
     "demo/speech.yaml",
+    "demo/pointcloud.yaml",
 )
 
 

@@ -1,5 +1,6 @@
 """The 3D detector's pieces: box geometry and IoU, rotated NMS, the CenterPoint head, synthetic scenes."""
 
+from .bev_average_precision import BEVAveragePrecision
 from .box_iou import bev_intersection_area, bev_iou, iou_3d
 from .boxes import bev_corners, points_in_boxes
 from .center_head import CenterHead, focal_loss
@@ -9,6 +10,7 @@ from .synthetic import SYNTHETIC_CLASSES, SyntheticScene, synthetic_scene
 
 __all__ = [
     "SYNTHETIC_CLASSES",
+    "BEVAveragePrecision",
     "CenterHead",
     "CenterTargets",
     "SyntheticScene",

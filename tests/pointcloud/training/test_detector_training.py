@@ -1,0 +1,89 @@
+import math
+
+import lightning as L
+import pytest
+import torch
+from conftest import KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
+from lightning.pytorch.loggers import CSVLogger
+from lrnn.pointcloud.data import PointCloudDataModule
+from lrnn.pointcloud.detect import synthetic_scene
+
+
+def synthetic_batch(seeds=(0, 1)) -> dict:
+    scenes = [synthetic_scene(seed, SYNTHETIC_RANGE, num_objects=6, beams=32, azimuth_steps=512) for seed in seeds]
+    return {key: [getattr(scene, key) for scene in scenes] for key in ("points", "boxes", "labels")}
+
+
+def test_a_few_steps_on_synthetic_scenes_reduce_the_loss():
+    losses = train_steps(small_detector(), synthetic_batch(), steps=6)
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.skipif(not (KITTI_ROOT / "velodyne").is_dir(), reason=f"no KITTI frames at {KITTI_ROOT}")
+def test_a_few_steps_on_the_real_kitti_frames_run_and_reduce_the_loss():
+    data = PointCloudDataModule(
+        source="kitti", path=str(KITTI_ROOT), point_cloud_range=KITTI_RANGE, batch_size=3, flip_probability=0.0
+    )
+    data.setup("test")
+    batch = next(iter(data.test_dataloader()))
+    assert sum(len(labels) for labels in batch["labels"]) == 4  # Pedestrian; Car, Cyclist; Car
+    detector = small_detector(KITTI_RANGE, voxel_size=(0.8, 0.8, 0.5))
+    losses = train_steps(detector, batch, steps=5)
+    assert all(math.isfinite(loss) for loss in losses)
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_fit_and_test_log_the_average_precision_and_draw_bev_png(tmp_path):
+    data = PointCloudDataModule(
+        class_names=["Car", "Pedestrian", "Cyclist"],
+        point_cloud_range=SYNTHETIC_RANGE,
+        n_train=4,
+        n_val=2,
+        n_test=2,
+        num_objects=4,
+        beams=16,
+        azimuth_steps=256,
+        batch_size=2,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        logger=CSVLogger(tmp_path, name="pointcloud", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    detector = small_detector()
+    trainer.fit(detector, datamodule=data)
+    (metrics,) = trainer.test(detector, datamodule=data)
+    assert math.isfinite(metrics["test/loss"]) and 0 <= metrics["test/bev_map"] <= 1
+    assert {f"test/bev_ap/{name}" for name in ("Car", "Pedestrian", "Cyclist")} & set(metrics)
+    picture = tmp_path / "pointcloud" / "bev.png"
+    assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scenes_without_objects_or_points_give_finite_losses_and_empty_detections():
+    batch = synthetic_batch(seeds=(0,))
+    no_objects = {
+        "points": batch["points"] * 2,
+        "boxes": [torch.zeros(0, 7)] * 2,
+        "labels": [torch.zeros(0, dtype=torch.long)] * 2,
+    }
+    detector = small_detector()
+    loss, parts = detector.head.loss(detector(no_objects["points"]), no_objects["boxes"], no_objects["labels"])
+    assert math.isfinite(loss.item()) and parts["regression"].item() == 0.0
+    loss.backward()
+
+    detector.eval()
+    outside = torch.tensor([[100.0, 0.0, 0.0, 0.5]])  # beyond x_max: no voxel
+    detections = detector.detect([batch["points"][0], torch.zeros(0, 4), outside])
+    assert len(detections) == 3
+    for empty in detections[1:]:
+        assert empty["boxes"].shape == (0, 7) and empty["scores"].shape == (0,)
+    with pytest.raises(ValueError, match="no point of the 2 clouds lies inside point_cloud_range"):
+        detector([torch.zeros(0, 4), outside])
+    with pytest.raises(ValueError, match="non-empty list"):
+        detector([])
