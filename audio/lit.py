@@ -5,7 +5,6 @@ weight decay 0.1 on matrices only, ``betas (0.9, 0.999)``, lr 2e-4 after a linea
 cosine to ``min_lr`` at the trainer's last step (bf16-mixed and gradient clipping 1.0 are the trainer's settings).
 """
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..schedules import warmup_cosine
 from .codec.mel_kmeans import MelKMeansCodec
 from .model.lina import LinaSpeech
 from .special_tokens import BOS, PAD
@@ -188,15 +188,6 @@ class LinaSpeechModule(L.LightningModule):
         others = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]
         groups = [{"params": matrices, "weight_decay": hp.weight_decay}, {"params": others, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(hp.warmup_steps, total - 1)
-        floor = hp.min_lr / hp.lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        total = int(self.trainer.estimated_stepping_batches)
+        schedule = warmup_cosine(optimizer, total, hp.warmup_steps, floor=hp.min_lr / hp.lr)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -7,9 +7,10 @@ from torch.utils.data import DataLoader, Dataset
 class SplitsDataModule(L.LightningDataModule):
     """Serves ``self.splits`` (``"train"``, ``"val"``, ``"test"`` datasets, filled by a subclass's ``setup``) with
     ``hparams.batch_size`` and ``hparams.num_workers``: the training split shuffled with its last partial batch
-    dropped, the others in order and whole; ``predict`` reads the test split."""
+    dropped, the others in order and whole; ``predict`` reads the test split. A subclass may set ``collate_fn``."""
 
     splits: dict[str, Dataset]
+    collate_fn = None
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -18,6 +19,7 @@ class SplitsDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,
             drop_last=shuffle,
+            collate_fn=self.collate_fn,
         )
 
     def train_dataloader(self) -> DataLoader:

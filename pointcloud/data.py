@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import Dataset, get_worker_info
 
 from ..datamodules import SplitsDataModule
 from .detect import SYNTHETIC_CLASSES, synthetic_scene
@@ -172,6 +172,8 @@ class PointCloudDataModule(SplitsDataModule):
         batch_size, num_workers: as for every ``SplitsDataModule``.
     """
 
+    collate_fn = staticmethod(collate_scenes)
+
     def __init__(
         self,
         source: str = "synthetic",
@@ -239,13 +241,3 @@ class PointCloudDataModule(SplitsDataModule):
             )
             for split, (load, length) in loaders.items()
         }
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            drop_last=shuffle,
-            collate_fn=collate_scenes,
-        )

@@ -1,6 +1,5 @@
 """``ImageClassifier``: any timm model (ours registered by ``import lrnn.vision``) trained DeiT-style."""
 
-import math
 from typing import Any
 
 import lightning as L
@@ -11,6 +10,8 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import param_groups_weight_decay
 from torchmetrics.classification import MulticlassAccuracy
+
+from ...schedules import warmup_cosine
 
 
 class ImageClassifier(L.LightningModule):
@@ -107,15 +108,8 @@ class ImageClassifier(L.LightningModule):
         groups = param_groups_weight_decay(self.net, hp.weight_decay, no_weight_decay_list=skip)
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=hp.betas)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        per_epoch = total / max(self.trainer.max_epochs or 1, 1)
-        warmup = min(round(hp.warmup_epochs * per_epoch), total - 1)
-        floor = hp.min_lr / hp.lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        warmup = round(hp.warmup_epochs * total / max(self.trainer.max_epochs or 1, 1))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": warmup_cosine(optimizer, total, warmup, floor=hp.min_lr / hp.lr),
+        }

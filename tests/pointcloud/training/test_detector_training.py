@@ -3,7 +3,7 @@ import math
 import lightning as L
 import pytest
 import torch
-from conftest import KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
+from detector_testing import KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
 from lightning.pytorch.loggers import CSVLogger
 from lrnn.pointcloud.data import PointCloudDataModule
 from lrnn.pointcloud.detect import synthetic_scene

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE
+from detector_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE
 from lrnn.pointcloud.data import PointCloudDataModule, augment_scene, collate_scenes, crop_to_range
 from lrnn.pointcloud.detect import points_in_boxes, synthetic_scene
 
