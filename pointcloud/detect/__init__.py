@@ -5,6 +5,7 @@ from .box_iou import bev_intersection_area, bev_iou, iou_3d
 from .boxes import bev_corners, points_in_boxes
 from .center_head import CenterHead, focal_loss
 from .center_targets import CenterTargets, assign_targets, gaussian_radius
+from .kitti_ap import KittiAP
 from .nms import rotated_nms
 from .synthetic import SYNTHETIC_CLASSES, SyntheticScene, synthetic_scene
 
@@ -13,6 +14,7 @@ __all__ = [
     "BEVAveragePrecision",
     "CenterHead",
     "CenterTargets",
+    "KittiAP",
     "SyntheticScene",
     "assign_targets",
     "bev_corners",
