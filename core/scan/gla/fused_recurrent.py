@@ -30,6 +30,7 @@ from ..checks import check_triton_runnable
 from .gates import log_gate
 from .reference import chunk_gla_reference
 from .scan import _check_gate, _check_initial_state, _check_qkv, _check_scale
+from .triton import _load_state, _state_tile
 
 
 def launch_config(key_dim: int, value_dim: int) -> dict:
@@ -67,13 +68,9 @@ def _fwd_kernel(
 ):  # fmt: skip
     vb, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
     b, h = bh // H, bh % H
-    cols_k, cols_v = tl.arange(0, BK), vb * BV + tl.arange(0, BV)
-    mask_k, mask_v = cols_k < K, cols_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    state_offs = bh * K * V + cols_k[:, None] * V + cols_v[None, :]
-    state = tl.zeros([BK, BV], dtype=tl.float32)
-    if HAS_H0:
-        state += tl.load(h0_ptr + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(0, vb, K, V, BK, BV)
+    state_offs += bh * K * V
+    state = _load_state(h0_ptr, state_offs, mask_kv, HAS_H0, BK, BV)
     step = -1 if REVERSE else 1
     p_q, p_k = _start(q_ptr, b, h, T, H, K, cols_k, REVERSE), _start(k_ptr, b, h, T, H, K, cols_k, REVERSE)
     p_v, p_o = _start(v_ptr, b, h, T, H, V, cols_v, REVERSE), _start(o_ptr, b, h, T, H, V, cols_v, REVERSE)
@@ -102,17 +99,13 @@ def _bwd_kernel(
 ):  # fmt: skip
     vb, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
     b, h = bh // H, bh % H
-    cols_k, cols_v = tl.arange(0, BK), vb * BV + tl.arange(0, BV)
-    mask_k, mask_v = cols_k < K, cols_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    state_offs = bh * K * V + cols_k[:, None] * V + cols_v[None, :]
+    cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(0, vb, K, V, BK, BV)
+    state_offs += bh * K * V
     part = vb.to(tl.int64) * PART  # this V block's slice of the [NV, B, T, H, K] partials
     g_cols = cols_k if PER_KEY else 0
 
     # Pass 1, forward in processing order: the states again, and dq_t = scale * S_t do_t^T.
-    state = tl.zeros([BK, BV], dtype=tl.float32)
-    if HAS_H0:
-        state += tl.load(h0_ptr + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    state = _load_state(h0_ptr, state_offs, mask_kv, HAS_H0, BK, BV)
     step = -1 if REVERSE else 1
     p_k, p_dq = _start(k_ptr, b, h, T, H, K, cols_k, REVERSE), _start(dq_ptr + part, b, h, T, H, K, cols_k, REVERSE)
     p_v, p_do = _start(v_ptr, b, h, T, H, V, cols_v, REVERSE), _start(do_ptr, b, h, T, H, V, cols_v, REVERSE)
@@ -130,9 +123,7 @@ def _bwd_kernel(
     tl.debug_barrier()  # pass 2 reads back the dq partials this program wrote
 
     # Pass 2, backward from the last processing step: dS_t, then dk, dv and the running dg.
-    d_state = tl.zeros([BK, BV], dtype=tl.float32)
-    if HAS_DHT:
-        d_state += tl.load(dht_ptr + state_offs, mask=mask_kv, other=0.0).to(tl.float32)
+    d_state = _load_state(dht_ptr, state_offs, mask_kv, HAS_DHT, BK, BV)
     dg = tl.sum(d_state * state, axis=1)
     back = not REVERSE
     p_q, p_k = _start(q_ptr, b, h, T, H, K, cols_k, back), _start(k_ptr, b, h, T, H, K, cols_k, back)
