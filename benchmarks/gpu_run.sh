@@ -22,14 +22,10 @@ status=0
 for step in "$@"; do
     echo "=== $step ($(date +%T))"
     case "$step" in
-        tests) timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest tests/core tests/kernels tests/mixers \
-            -m "gpu or kernel" -n "${WORKERS:-16}" --timeout 240 -q -rfE --no-header -p no:cacheprovider \
-            --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
+        tests | tests:*) paths=${step#tests:}; [ "$step" = tests ] && paths="tests/core tests/kernels tests/mixers"
+            timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest $paths -m "gpu or kernel" -n "${WORKERS:-16}" \
+            --timeout 240 -q -rfE --no-header -p no:cacheprovider --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
             tail -60 "$OUT/gpu_tests.log" ;;
-        tests:*) timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest ${step#tests:} -m "gpu or kernel" \
-            -n "${WORKERS:-16}" --timeout 240 -q -rfE --no-header -p no:cacheprovider --durations=5 \
-            >"$OUT/gpu_tests.log" 2>&1 || status=1
-            tail -40 "$OUT/gpu_tests.log" ;;
         bench:*) read -r name args <<<"${step#bench:}"
             timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name.json" $args 2>&1 | tee "$OUT/$name.log" || status=1 ;;
         *) echo "unknown step $step"; status=1 ;;

@@ -142,7 +142,7 @@ class DSRModule(L.LightningModule):
         """Update the measures with a free orbit against ``x [L, N]``; log the used subregions; draw the plots."""
         hp = self.hparams
         length = x.shape[0]
-        drop = int(length * self.hparams.get("transient", 0.25))
+        drop = int(length * hp.transient)
         code, orbit = symbolic_code(self.model, self.model.init_state(x[:1]), length, drop)
         x_gen = self.model.readout(orbit)
         self.measures["D_stsp"].update(x, x_gen)
