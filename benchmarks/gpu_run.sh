@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device-tool session on a CUDA machine: install lrnn (and fla from carried wheels), run the kernel tests on the
-# GPU, then the named benchmarks. Logs and JSON go to $OUT (default /tmp/out).
+# GPU, then the named benchmarks. Logs and JSON go to $OUT (default /tmp/out), a benchmark's as NAME-STEP.json.
 #
 #   benchmarks/gpu_run.sh tests          # the Triton-face tests of tests/core, kernels, mixers on CUDA
 #   benchmarks/gpu_run.sh "tests:tests/kernels tests/core/test_selective_scan.py"   # some of them
@@ -19,7 +19,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem --format=csv,noheader
 status=0
+n=0
 for step in "$@"; do
+    n=$((n + 1))
     echo "=== $step ($(date +%T))"
     case "$step" in
         tests | tests:*) paths=${step#tests:}; [ "$step" = tests ] && paths="tests/core tests/kernels tests/mixers"
@@ -27,7 +29,7 @@ for step in "$@"; do
             --timeout 240 -q -rfE --no-header -p no:cacheprovider --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
             tail -60 "$OUT/gpu_tests.log" ;;
         bench:*) read -r name args <<<"${step#bench:}"
-            timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name.json" $args 2>&1 | tee "$OUT/$name.log" || status=1 ;;
+            timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name-$n.json" $args 2>&1 | tee "$OUT/$name-$n.log" || status=1 ;;
         *) echo "unknown step $step"; status=1 ;;
     esac
 done
