@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         if peer is not None:
             try:
                 times["fla"] = time_op(peer, inputs, ("q", "k", "v", "g"))
+                print(f"B={batch} T={steps} fla: {times['fla']}", flush=True)
             except Exception as error:  # noqa: BLE001 - a failure of the peer is reported, not fatal
                 print(f"fla chunk_gla does not run here: {type(error).__name__}: {error}")
                 peer = None

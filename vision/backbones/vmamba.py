@@ -202,7 +202,7 @@ class VMamba(ReportsIncompatibleKeys, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[-1])
         self.head = ClassifierHead(dims[-1], num_classes, pool_type=global_pool, drop_rate=drop_rate, input_fmt="NHWC")
-        self.head_hidden_size = self.head.num_features
+        self.head_hidden_size = self.num_features
         self.apply(_init_weights)
 
     @torch.jit.ignore
@@ -224,7 +224,7 @@ class VMamba(ReportsIncompatibleKeys, nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool, in_features=self.num_features, **get_device_dtype(self))
-        self.head_hidden_size = self.head.num_features
+        self.head_hidden_size = self.num_features
         if global_pool is not None:
             self.global_pool = global_pool
 

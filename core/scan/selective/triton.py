@@ -210,12 +210,13 @@ def block_channels(channels: int, groups: int, largest: int = 32) -> int:
     return max(bs for bs in (1, 2, 4, 8, 16, 32) if bs <= largest and per_group % bs == 0)
 
 
-def launch_config(channels: int, groups: int, state_size: int) -> dict:
-    """``BD`` channels per program (``block_channels``), ``BT`` steps per checkpointed tile, ``BN >= N`` states and
-    one warp per program. From the H100 sweep (``results/selective_scan_v2_sweep_*``): 8 channels at N = 16 (1.8x
-    faster forward, 1.1x backward than 32: more programs in flight hide the per-step load latency), 32 at N = 1."""
+def launch_config(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
+    """``BD`` channels per program (``block_channels``), ``BT`` steps per checkpointed tile (the same both ways),
+    ``BN >= N`` states and one warp per program. From the H100 runs (``results/selective_scan_v2_*``): 32 channels
+    forward; backward at N >= 16, 8 channels (forward+backward 106 against 109 ms at LION's size)."""
     block_n = triton.next_power_of_2(state_size)
-    block_d = block_channels(channels, groups, largest=8 if block_n >= 16 else 32)
+    largest = 8 if direction == "bwd" and block_n >= 16 else 32
+    block_d = block_channels(channels, groups, largest)
     return {"BD": block_d, "BT": 32, "BN": block_n, "num_warps": max(1, min(4, block_d * block_n // 512))}
 
 
@@ -224,7 +225,7 @@ def selective_scan_triton_fwd(
 ):
     """Forward launch on contiguous inputs. Returns ``y`` (``u``'s dtype), the final state ``[B, D, N]`` float32
     and, if ``save_states``, the checkpoints ``[B, n_tiles, D, N]`` (else None). ``config`` overrides
-    ``launch_config`` (the benchmark's sweep); the backward must get the same one."""
+    ``launch_config`` (the benchmark's sweep); the backward must get the same ``BT``."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
     cfg = config or launch_config(channels, groups, state_size)
@@ -250,7 +251,7 @@ def selective_scan_triton_bwd(
     where that input was None (the initial state's gradient is always returned)."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    cfg = config or launch_config(channels, groups, state_size)
+    cfg = config or launch_config(channels, groups, state_size, "bwd")
     n_blocks = triton.cdiv(channels, cfg["BD"])
     du, ddt = torch.empty_like(u), torch.empty_like(dt)
     dz = torch.empty_like(z) if z is not None else None
