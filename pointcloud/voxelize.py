@@ -52,29 +52,45 @@ def voxelize(
                 f"every cloud must be [P, 3 + C] with the same C; points[{index}] has shape {tuple(cloud.shape)}, "
                 f"points[0] has {tuple(clouds[0].shape)}"
             )
-    n_x, n_y, n_z = grid_size(point_cloud_range, voxel_size)
     device, dtype = clouds[0].device, clouds[0].dtype
+    grid = grid_size(point_cloud_range, voxel_size)
 
     all_points = torch.cat(clouds)
     batch = torch.repeat_interleave(
         torch.arange(len(clouds), device=device), torch.tensor([len(c) for c in clouds], device=device)
     )
-    low = torch.tensor(point_cloud_range[:3], device=device, dtype=torch.float64)
-    size = torch.tensor(voxel_size, device=device, dtype=torch.float64)
-    xyz = torch.floor((all_points[:, :3].double() - low) / size).long()
-    inside = ((xyz >= 0) & (xyz < torch.tensor([n_x, n_y, n_z], device=device))).all(dim=1)
-    all_points, batch, xyz = all_points[inside], batch[inside], xyz[inside]
+    cells, inside = voxel_cells(all_points[:, :3], point_cloud_range, voxel_size)
+    all_points, batch, cells = all_points[inside], batch[inside], cells[inside]
 
-    key = ((batch * n_z + xyz[:, 2]) * n_y + xyz[:, 1]) * n_x + xyz[:, 0]
-    unique_keys, voxel_of_point = torch.unique(key, sorted=True, return_inverse=True)
+    unique_keys, voxel_of_point = torch.unique(voxel_keys(batch, cells, grid), sorted=True, return_inverse=True)
     sums = torch.zeros(len(unique_keys), all_points.shape[1], device=device, dtype=dtype)
     sums.index_add_(0, voxel_of_point, all_points)
     counts = torch.bincount(voxel_of_point, minlength=len(unique_keys)).to(dtype)
     voxel_features = sums / counts.clamp(min=1).unsqueeze(1)
+    return voxel_features, decode_voxel_keys(unique_keys, grid)
 
-    x = unique_keys % n_x
-    y = unique_keys // n_x % n_y
-    z = unique_keys // (n_x * n_y) % n_z
-    b = unique_keys // (n_x * n_y * n_z)
-    voxel_coords = torch.stack([b, z, y, x], dim=1).int()
-    return voxel_features, voxel_coords
+
+def voxel_cells(
+    points: torch.Tensor, point_cloud_range: Sequence[float], voxel_size: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cells ``[P, 3]`` int64 (x, y, z) of ``points [P, 3]`` (metres) and the mask ``[P]`` of those inside
+    the grid (computed in float64)."""
+    grid = grid_size(point_cloud_range, voxel_size)
+    low = torch.tensor(point_cloud_range[:3], device=points.device, dtype=torch.float64)
+    size = torch.tensor(voxel_size, device=points.device, dtype=torch.float64)
+    cells = torch.floor((points.double() - low) / size).long()
+    return cells, ((cells >= 0) & (cells < torch.tensor(grid, device=points.device))).all(dim=1)
+
+
+def voxel_keys(batch: torch.Tensor, cells: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+    """Linear keys ``[P]`` int64 of ``(batch [P], cells [P, 3] (x, y, z))`` on ``grid (n_x, n_y, n_z)``, ascending
+    in ``(batch, z, y, x)``."""
+    n_x, n_y, n_z = grid
+    return ((batch.long() * n_z + cells[:, 2]) * n_y + cells[:, 1]) * n_x + cells[:, 0]
+
+
+def decode_voxel_keys(keys: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+    """``voxel_keys``' inverse: coordinates ``[M, 4]`` int32 (batch, z, y, x)."""
+    n_x, n_y, n_z = grid
+    x, y, z = keys % n_x, keys // n_x % n_y, keys // (n_x * n_y) % n_z
+    return torch.stack([keys // (n_x * n_y * n_z), z, y, x], dim=1).int()
