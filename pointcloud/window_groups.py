@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..kernels.window_gather import window_gather, window_scatter
+
 
 @dataclass(frozen=True)
 class WindowGroups:
@@ -38,12 +40,15 @@ class WindowGroups:
         return len(self.voxel_at_slot) // self.group_size
 
     def gather(self, features: torch.Tensor) -> torch.Tensor:
-        """Voxel ``features [N, C]`` to grouped ``[G, group_size, C]``."""
-        return features[self.voxel_at_slot].view(self.num_groups, self.group_size, features.shape[-1])
+        """Voxel ``features [N, C]`` to grouped ``[G, group_size, C]``; a padding copy's gradient adds to its voxel's
+        (``lrnn.kernels.window_gather``)."""
+        grouped = window_gather(features, self.voxel_at_slot)
+        return grouped.view(self.num_groups, self.group_size, features.shape[-1])
 
     def scatter(self, grouped: torch.Tensor) -> torch.Tensor:
-        """Grouped ``[G, group_size, C]`` back to voxel features ``[N, C]``, padding copies dropped."""
-        return grouped.reshape(-1, grouped.shape[-1])[self.slot_of_voxel]
+        """Grouped ``[G, group_size, C]`` back to voxel features ``[N, C]``, padding copies dropped (they get zero
+        gradient)."""
+        return window_scatter(grouped.reshape(-1, grouped.shape[-1]), self.slot_of_voxel)
 
 
 def window_sort_key(
