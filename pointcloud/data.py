@@ -1,28 +1,51 @@
 """``PointCloudDataModule``: LiDAR scenes with labelled boxes, synthetic or from a KITTI-format folder.
 
 A sample is ``{"points": [P, 4] float32 (x, y, z metres, intensity), "boxes": [M, 7] float32 (x, y, z, dx, dy, dz,
-heading, LiDAR frame), "labels": [M] long}``; ``collate_scenes`` keeps the per-sample lists (clouds and box counts
-differ), so a batch is ``{"points": [...], "boxes": [...], "labels": [...]}`` of ``B`` tensors each.
+heading, LiDAR frame), "labels": [M] long}``; the validation and test samples of KITTI frames also carry ``"kitti"``,
+the frame's annotations as ``KittiAP`` takes them (``kitti_annotations``). ``collate_scenes`` keeps the per-sample
+lists (clouds and box counts differ), so a batch is ``{"points": [...], "boxes": [...], "labels": [...]}`` (and
+``"kitti": [...]``) of ``B`` entries each.
 """
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from ..datamodules import SplitsDataModule
+from .augment import GTDatabase, GTSampler, RandomGlobalTransform, build_gt_database
 from .detect import SYNTHETIC_CLASSES, synthetic_scene
+from .detect.kitti_ap import MAX_OCCLUSION, MAX_TRUNCATION, MIN_HEIGHT
 from .kitti import read_frame
 
 KITTI_CLASSES = ("Car", "Pedestrian", "Cyclist")
 
 
-def collate_scenes(samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
-    """A batch of scenes as lists: ``{"points": B x [P_b, 4], "boxes": B x [M_b, 7], "labels": B x [M_b]}``."""
-    return {key: [sample[key] for sample in samples] for key in ("points", "boxes", "labels")}
+@dataclass(frozen=True)
+class LabelledScene:
+    """One scene as read, before augmentation and cropping.
+
+    ``points [P, F]``; ``boxes [M, 7]`` of every labelled object, whatever its class (KITTI's ``Van``, ``Misc``,
+    ... too: ground-truth sampling must not paste over them), their ``names`` and ``difficulty [M]`` long (KITTI's
+    0 easy, 1 moderate, 2 hard; -1 for none or unknown); for KITTI frames, ``annotations``, ``KittiAP``'s target.
+    """
+
+    points: torch.Tensor
+    boxes: torch.Tensor
+    names: list[str]
+    difficulty: torch.Tensor
+    annotations: dict[str, Any] | None = None
+
+
+def collate_scenes(samples: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A batch of scenes as lists, one entry per scene for every key of the samples: ``{"points": B x [P_b, 4],
+    "boxes": B x [M_b, 7], "labels": B x [M_b]}`` and, when the samples have it, ``"kitti": B x dict``."""
+    return {key: [sample[key] for sample in samples] for key in samples[0]}
 
 
 def crop_to_range(
@@ -35,34 +58,29 @@ def crop_to_range(
     return points[keep_points], boxes[keep_boxes], labels[keep_boxes]
 
 
-def augment_scene(
-    points: torch.Tensor,
-    boxes: torch.Tensor,
-    generator: torch.Generator,
-    flip_probability: float,
-    rotation: float,
-    scaling: tuple[float, float],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """OpenPCDet's global augmentations, in its order, on the whole scene (points and boxes alike).
+def kitti_difficulty(heights: torch.Tensor, occlusion: torch.Tensor, truncation: torch.Tensor) -> torch.Tensor:
+    """KITTI's difficulty ``[M]`` long of objects with 2D box ``heights [M]`` (pixels), ``occlusion [M]`` (0..3) and
+    ``truncation [M]`` (0..1): the easiest level whose limits the object meets (0 easy: taller than 40 px,
+    occlusion 0, truncation <= 0.15; 1 moderate: 25 px, 1, 0.3; 2 hard: 25 px, 2, 0.5), -1 for none."""
+    meets = torch.stack(
+        [
+            (heights > MIN_HEIGHT[level]) & (occlusion <= MAX_OCCLUSION[level]) & (truncation <= MAX_TRUNCATION[level])
+            for level in range(len(MIN_HEIGHT))
+        ],
+        dim=1,
+    )
+    return torch.where(meets.any(dim=1), meets.long().argmax(dim=1), -1)
 
-    Flip about the x axis with ``flip_probability`` (``y -> -y``, ``heading -> -heading``); rotation about z by an
-    angle uniform in ``[-rotation, rotation]`` radians (centres rotated, ``heading + angle``); scaling of every
-    coordinate and box size by a factor uniform in ``scaling``.
-    """
-    points, boxes = points.clone(), boxes.clone()
-    if torch.rand((), generator=generator) < flip_probability:
-        points[:, 1] = -points[:, 1]
-        boxes[:, 1], boxes[:, 6] = -boxes[:, 1], -boxes[:, 6]
-    angle = (2 * torch.rand((), generator=generator).item() - 1) * rotation
-    cos, sin = math.cos(angle), math.sin(angle)
-    rotate = points.new_tensor([[cos, sin], [-sin, cos]])  # row vectors: [x, y] @ rotate turns them by +angle
-    points[:, :2] = points[:, :2] @ rotate
-    boxes[:, :2] = boxes[:, :2] @ rotate
-    boxes[:, 6] = torch.remainder(boxes[:, 6] + angle + math.pi, 2 * math.pi) - math.pi
-    factor = scaling[0] + (scaling[1] - scaling[0]) * torch.rand((), generator=generator).item()
-    points[:, :3] *= factor
-    boxes[:, :6] *= factor
-    return points, boxes
+
+def kitti_annotations(label_path: str | Path) -> dict[str, Any]:
+    """The fields of a ``label_2/*.txt`` file that ``kitti.read_boxes`` leaves out, for its objects and in its
+    order (``DontCare`` lines dropped): ``names``, ``truncation [M]`` (0..1), ``occlusion [M]`` (0..3) and
+    ``heights [M]`` (the 2D box's ``y2 - y1``, pixels), float64. Call after ``read_boxes``, which checks the lines."""
+    rows = [line.split() for line in Path(label_path).read_text().splitlines()]
+    rows = [fields for fields in rows if fields and fields[0] != "DontCare"]
+    values = torch.tensor([[float(f[1]), float(f[2]), float(f[7]) - float(f[5])] for f in rows], dtype=torch.float64)
+    truncation, occlusion, heights = values.reshape(-1, 3).unbind(1)
+    return {"names": [f[0] for f in rows], "truncation": truncation, "occlusion": occlusion, "heights": heights}
 
 
 def load_synthetic(
@@ -72,45 +90,50 @@ def load_synthetic(
     beams: int,
     azimuth_steps: int,
     index: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Synthetic scene ``first_seed + index`` as ``(points, boxes, labels)``."""
+) -> LabelledScene:
+    """Synthetic scene ``first_seed + index`` (difficulty unknown, -1)."""
     scene = synthetic_scene(first_seed + index, point_cloud_range, num_objects, beams, azimuth_steps)
-    return scene.points, scene.boxes, scene.labels
+    names = [SYNTHETIC_CLASSES[label] for label in scene.labels.tolist()]
+    return LabelledScene(scene.points, scene.boxes, names, torch.full((len(names),), -1, dtype=torch.long))
 
 
-def load_kitti(
-    root: Path, frame_ids: Sequence[str], label_of: dict[str, int], index: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """KITTI frame ``frame_ids[index]`` as ``(points, boxes, labels)``, keeping the objects named in ``label_of``."""
+def load_kitti(root: Path, frame_ids: Sequence[str], index: int) -> LabelledScene:
+    """KITTI frame ``frame_ids[index]`` with every labelled object but ``DontCare``, and its ``KittiAP`` target
+    ``{"boxes", "names", "heights", "occlusion", "truncation"}`` (all of them, uncropped). ``DontCare`` regions are
+    left out of the target: their 3D boxes are dummies of size -1, which ``KittiAP`` lets claim nothing."""
     frame = read_frame(root, frame_ids[index])
-    kept = [k for k, name in enumerate(frame.names) if name in label_of]
-    labels = torch.tensor([label_of[frame.names[k]] for k in kept], dtype=torch.long)
-    return frame.points, frame.boxes[kept], labels
+    fields = kitti_annotations(root / "label_2" / f"{frame_ids[index]}.txt")
+    difficulty = kitti_difficulty(fields["heights"], fields["occlusion"], fields["truncation"])
+    target = {"boxes": frame.boxes, **fields}
+    return LabelledScene(frame.points, frame.boxes, frame.names, difficulty, target)
 
 
 class SceneDataset(Dataset):
-    """Scenes from ``load(index)`` (``(points, boxes, labels)``), optionally augmented, cropped to the range.
+    """Scenes from ``load(index)`` (a ``LabelledScene``), optionally augmented, keeping the objects of
+    ``class_names`` (as labels, their indices), cropped to the range.
 
-    Augmentations draw from a generator seeded with ``seed`` in the main process; in a DataLoader worker with
-    ``seed + worker seed`` (PyTorch gives every worker of every epoch its own, derived from the main process's
-    random state, so ``seed_everything`` makes the whole run reproducible).
+    Augmentation, in OpenPCDet's order: ``gt_sampler`` (before the other classes' boxes are dropped, so that
+    nothing is pasted over them), then ``transform``. Both draw from one generator, seeded with ``seed`` in the main
+    process and with ``seed + worker seed`` in a DataLoader worker (PyTorch gives every worker of every epoch its
+    own seed, derived from the main process's random state, so ``seed_everything`` makes the whole run
+    reproducible). With ``annotations``, samples carry the scene's ``annotations`` as ``"kitti"`` where it has them.
     """
 
     def __init__(
         self,
-        load: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        load: Callable[[int], LabelledScene],
         length: int,
+        class_names: Sequence[str],
         point_cloud_range: Sequence[float],
-        augment: bool,
         seed: int,
-        flip_probability: float,
-        rotation: float,
-        scaling: tuple[float, float],
+        gt_sampler: GTSampler | None = None,
+        transform: RandomGlobalTransform | None = None,
+        annotations: bool = False,
     ) -> None:
         self.load, self.length = load, length
+        self.label_of = {name: k for k, name in enumerate(class_names)}
         self.point_cloud_range = tuple(point_cloud_range)
-        self.augment, self.seed = augment, seed
-        self.flip_probability, self.rotation, self.scaling = flip_probability, rotation, tuple(scaling)
+        self.seed, self.gt_sampler, self.transform, self.annotations = seed, gt_sampler, transform, annotations
         self._generator: torch.Generator | None = None
         self._generator_owner: int | None = None
 
@@ -125,14 +148,21 @@ class SceneDataset(Dataset):
             self._generator, self._generator_owner = torch.Generator().manual_seed(seed), owner
         return self._generator
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        points, boxes, labels = self.load(index)
-        if self.augment:
-            points, boxes = augment_scene(
-                points, boxes, self._random(), self.flip_probability, self.rotation, self.scaling
-            )
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        scene = self.load(index)
+        points, boxes, names = scene.points, scene.boxes, scene.names
+        if self.gt_sampler is not None:
+            points, boxes, names = self.gt_sampler(points, boxes, names, self._random())
+        keep = torch.tensor([name in self.label_of for name in names], dtype=torch.bool)
+        boxes = boxes[keep]
+        labels = torch.tensor([self.label_of[name] for name in names if name in self.label_of], dtype=torch.long)
+        if self.transform is not None:
+            points, boxes = self.transform(points, boxes, self._random())
         points, boxes, labels = crop_to_range(points, boxes, labels, self.point_cloud_range)
-        return {"points": points, "boxes": boxes, "labels": labels}
+        sample: dict[str, Any] = {"points": points, "boxes": boxes, "labels": labels}
+        if self.annotations and scene.annotations is not None:
+            sample["kitti"] = scene.annotations
+        return sample
 
 
 def kitti_frame_ids(root: Path, frames: Sequence[str] | str | None) -> list[str]:
@@ -150,13 +180,19 @@ def kitti_frame_ids(root: Path, frames: Sequence[str] | str | None) -> list[str]
 
 
 class PointCloudDataModule(SplitsDataModule):
-    """Scenes for 3D detection with train-time global augmentations, batches of ``collate_scenes``.
+    """Scenes for 3D detection with train-time augmentations, batches of ``collate_scenes``.
 
     ``source="synthetic"``: ``synthetic_scene`` with the seeds ``seed + i`` (train), ``seed + n_train + i`` (val),
     ``seed + n_train + n_val + i`` (test), classes ``SYNTHETIC_CLASSES``. ``source="kitti"``: the frames of the
     KITTI-format folder ``path`` (``velodyne/``, ``label_2/``, ``calib/``); objects whose type is not in
-    ``class_names`` (``Van``, ``Misc``, ...) are dropped. Every split is cropped to ``point_cloud_range`` (points,
-    and boxes by their centre); only the training split is augmented (``augment_scene``).
+    ``class_names`` (``Van``, ``Misc``, ...) are dropped from the labels, and the validation and test samples carry
+    the frames' ``KittiAP`` annotations as ``"kitti"`` (``load_kitti``). Every split is cropped to
+    ``point_cloud_range`` (points, and boxes by their centre).
+
+    Only the training split is augmented: ground-truth sampling when ``gt_sampling`` is given (``GTSampler``, from a
+    ``GTDatabase`` of the training split's objects of ``class_names``, built in ``setup("fit")``), then the global
+    flip, rotation and scaling (``RandomGlobalTransform``); all draws come from generators seeded by ``seed`` (see
+    ``SceneDataset``).
 
     Args:
         source: ``"synthetic"`` or ``"kitti"``.
@@ -167,7 +203,14 @@ class PointCloudDataModule(SplitsDataModule):
         point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)``, metres.
         n_train, n_val, n_test: synthetic scenes per split.
         num_objects, beams, azimuth_steps: the synthetic scenes' objects and sensor (see ``synthetic_scene``).
-        flip_probability, rotation, scaling: augmentation (OpenPCDet's KITTI: 0.5, pi / 4, (0.95, 1.05)).
+        flip_probability, rotation, scaling: global augmentation (LION's KITTI: 0.5, pi / 4 radians, (0.95, 1.05)).
+        gt_sampling: objects pasted per scene and class, e.g. LION's KITTI ``{Car: 15, Pedestrian: 10, Cyclist:
+            10}``; None (the default) turns ground-truth sampling off.
+        gt_min_points: per class of ``gt_sampling``, the fewest points of a pasted object (LION's KITTI: 5 each).
+        gt_skip_difficulties: difficulties never pasted (LION's KITTI: ``[-1]``, KITTI objects of no difficulty;
+            synthetic objects all have -1).
+        gt_database: a file for the ground-truth database: loaded when it exists, else built from the training
+            split and written there (delete it after changing the training frames); None builds it in memory.
         seed: seeds the synthetic scenes and the augmentations.
         batch_size, num_workers: as for every ``SplitsDataModule``.
     """
@@ -192,6 +235,10 @@ class PointCloudDataModule(SplitsDataModule):
         flip_probability: float = 0.5,
         rotation: float = math.pi / 4,
         scaling: tuple[float, float] = (0.95, 1.05),
+        gt_sampling: dict[str, int] | None = None,
+        gt_min_points: dict[str, int] | None = None,
+        gt_skip_difficulties: Sequence[int] = (),
+        gt_database: str | None = None,
         seed: int = 0,
         batch_size: int = 4,
         num_workers: int = 0,
@@ -205,13 +252,29 @@ class PointCloudDataModule(SplitsDataModule):
             raise ValueError(f"synthetic scenes have the classes {list(SYNTHETIC_CLASSES)}, got {list(class_names)}")
         if len(point_cloud_range) != 6:
             raise ValueError(f"point_cloud_range must hold 6 numbers, got {list(point_cloud_range)}")
-        if not 0 <= flip_probability <= 1 or rotation < 0 or not 0 < scaling[0] <= scaling[1]:
-            raise ValueError(
-                f"need flip_probability in [0, 1], rotation >= 0 and 0 < scaling[0] <= scaling[1]; got "
-                f"{flip_probability}, {rotation}, {list(scaling)}"
-            )
+        unknown = sorted(set(gt_sampling or {}) - set(class_names))
+        if unknown:
+            raise ValueError(f"gt_sampling names classes {unknown} that are not in class_names {list(class_names)}")
+        if gt_min_points and gt_sampling is None:
+            raise ValueError("gt_min_points is given but gt_sampling is None (ground-truth sampling is off)")
+        self.transform = RandomGlobalTransform(flip_probability, rotation, scaling)
         self.save_hyperparameters()
         self.class_names = list(class_names)
+
+    def _gt_sampler(self, load: Callable[[int], LabelledScene], length: int) -> GTSampler:
+        """The training split's ``GTSampler``, over the database file ``gt_database`` or one built now."""
+        hp = self.hparams
+        path = None if hp.gt_database is None else Path(hp.gt_database)
+        if path is not None and path.is_file():
+            database = GTDatabase.load(path)
+        else:
+            scenes = (load(index) for index in range(length))
+            database = build_gt_database(
+                ((scene.points, scene.boxes, scene.names, scene.difficulty) for scene in scenes), self.class_names
+            )
+            if path is not None:
+                database.save(path)
+        return GTSampler(database, hp.gt_sampling, hp.gt_min_points, hp.gt_skip_difficulties)
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
@@ -226,18 +289,18 @@ class PointCloudDataModule(SplitsDataModule):
             root = Path(hp.path)
             frames = {"train": hp.train_frames, "val": hp.val_frames, "test": hp.test_frames}
             ids = {split: kitti_frame_ids(root, chosen) for split, chosen in frames.items()}
-            label_of = {name: k for k, name in enumerate(self.class_names)}
-            loaders = {split: (partial(load_kitti, root, ids[split], label_of), len(ids[split])) for split in ids}
+            loaders = {split: (partial(load_kitti, root, ids[split]), len(ids[split])) for split in ids}
+        sampler = self._gt_sampler(*loaders["train"]) if hp.gt_sampling is not None and stage == "fit" else None
         self.splits = {
             split: SceneDataset(
                 load,
                 length,
+                self.class_names,
                 hp.point_cloud_range,
-                split == "train",
                 hp.seed,
-                hp.flip_probability,
-                hp.rotation,
-                hp.scaling,
+                gt_sampler=sampler if split == "train" else None,
+                transform=self.transform if split == "train" else None,
+                annotations=split != "train",
             )
             for split, (load, length) in loaders.items()
         }

@@ -1,6 +1,7 @@
 """``LIONDetector``: LION's voxel backbone with a CenterPoint head, trained and evaluated on point-cloud scenes.
 
-Also ``BEVAveragePrecision``, the simple evaluation metric (bird's-eye-view AP at one IoU threshold per class).
+Evaluation: ``BEVAveragePrecision`` (bird's-eye-view AP at one IoU threshold per class) on every scene, and KITTI's
+official ``KittiAP`` (R40, BEV and 3D, per difficulty) on scenes that carry KITTI annotations.
 """
 
 import math
@@ -13,7 +14,8 @@ import torch
 
 from .backbone import LION3DBackbone, height_compression
 from .bev_backbone import BEVBackbone
-from .detect import BEVAveragePrecision, CenterHead
+from .detect import BEVAveragePrecision, CenterHead, KittiAP
+from .detect.kitti_ap import DIFFICULTIES, METRICS, MIN_OVERLAP
 from .plots import plot_bev
 from .voxelize import grid_size, voxelize
 
@@ -28,7 +30,13 @@ class LIONDetector(L.LightningModule):
     ``CenterHead.loss`` (focal heatmap loss plus L1 box regression on ``assign_targets``'s targets); validation and
     test log the same loss, decode boxes (``CenterHead.decode``: peaks, rotated NMS) and score them with
     ``BEVAveragePrecision`` at ``ap_iou_threshold`` (``{split}/bev_ap/<class>`` and their mean ``{split}/bev_map``,
-    over classes with true boxes). KITTI's official AP (R40, 3D and BEV, difficulty levels) is not computed yet.
+    over classes with true boxes). With ``kitti_ap``, batches that carry KITTI annotations (``batch["kitti"]``, one
+    ``KittiAP`` target dict per scene: ``boxes``, ``names``, ``heights``, ``occlusion``, ``truncation``, as
+    ``PointCloudDataModule(source="kitti")`` gives its validation and test splits) are also scored by ``KittiAP``
+    for the detector's classes among Car, Pedestrian and Cyclist: ``{split}/kitti/<class>_<bev|3d>_<difficulty>``
+    (percent, e.g. ``val/kitti/Car_3d_moderate``) and the mean over classes ``{split}/kitti/mAP_<bev|3d>_<difficulty>``,
+    each where some ground truth counts. Detections carry no 2D box height, so ``KittiAP`` never ignores one for
+    being too low in the image. Batches without annotations (synthetic scenes) get ``BEVAveragePrecision`` only.
     The LION paper trains its KITTI models with OpenPCDet's SECOND anchor head; this detector uses CenterPoint's
     head, as LION's Waymo and ONCE models do.
 
@@ -52,7 +60,10 @@ class LIONDetector(L.LightningModule):
         warmup_fraction, initial_lr_ratio: OpenPCDet's one-cycle shape: the rate rises from ``initial_lr_ratio *
             lr`` to ``lr`` over the first ``warmup_fraction`` of the steps (half cosine), then falls to 0 (half
             cosine). The momentum is not cycled.
-        ap_iou_threshold: BEV IoU of a true positive.
+        ap_iou_threshold: BEV IoU of a true positive of ``BEVAveragePrecision``.
+        kitti_ap: score batches that carry KITTI annotations with ``KittiAP`` too (False skips it: it matches
+            frames in a Python loop on the CPU, which takes a while on a full validation split). It has no effect
+            when no class is Car, Pedestrian or Cyclist.
     """
 
     def __init__(
@@ -71,6 +82,7 @@ class LIONDetector(L.LightningModule):
         warmup_fraction: float = 0.4,
         initial_lr_ratio: float = 0.1,
         ap_iou_threshold: float = 0.5,
+        kitti_ap: bool = True,
     ) -> None:
         super().__init__()
         if point_features < 3:
@@ -100,6 +112,12 @@ class LIONDetector(L.LightningModule):
         )
         self.average_precision = torch.nn.ModuleDict(
             {split: BEVAveragePrecision(len(self.class_names), ap_iou_threshold) for split in ("val", "test")}
+        )
+        kitti_classes = [name for name in self.class_names if name.lower() in MIN_OVERLAP]
+        self.kitti_average_precision = (
+            torch.nn.ModuleDict({split: KittiAP(kitti_classes) for split in ("val", "test")})
+            if kitti_ap and kitti_classes
+            else None
         )
         self._first_test_scene: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -150,6 +168,12 @@ class LIONDetector(L.LightningModule):
         _, predictions = self._loss(batch, split)
         detections = self._decode(batch["points"], predictions)
         self.average_precision[split].update(detections, batch["boxes"], batch["labels"])
+        if self.kitti_average_precision is not None and "kitti" in batch:
+            named = [
+                {**detection, "labels": [self.class_names[label] for label in detection["labels"].tolist()]}
+                for detection in detections
+            ]
+            self.kitti_average_precision[split].update(named, batch["kitti"])
         return detections
 
     def validation_step(self, batch: dict[str, list[torch.Tensor]], batch_idx: int) -> None:
@@ -171,11 +195,30 @@ class LIONDetector(L.LightningModule):
         if known.any():
             self.log(f"{split}/bev_map", per_class[known].mean(), prog_bar=True)
 
+    def _log_kitti_ap(self, split: str) -> None:
+        if self.kitti_average_precision is None or not self.kitti_average_precision[split].update_count:
+            return
+        metric = self.kitti_average_precision[split]
+        results = metric.compute()  # {"Car/3d/moderate": AP, ...}, NaN without counted ground truth
+        metric.reset()
+        for metric_name in METRICS:
+            for level in DIFFICULTIES:
+                known = []
+                for name in metric.classes:
+                    value = results[f"{name}/{metric_name}/{level}"]
+                    if not math.isnan(value):
+                        self.log(f"{split}/kitti/{name}_{metric_name}_{level}", value)
+                        known.append(value)
+                if known:
+                    self.log(f"{split}/kitti/mAP_{metric_name}_{level}", sum(known) / len(known))
+
     def on_validation_epoch_end(self) -> None:
         self._log_average_precision("val")
+        self._log_kitti_ap("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_average_precision("test")
+        self._log_kitti_ap("test")
         scene, self._first_test_scene = self._first_test_scene, None
         log_dir = self.logger.log_dir if self.logger is not None else None
         if scene is not None and log_dir is not None and self.trainer.is_global_zero:

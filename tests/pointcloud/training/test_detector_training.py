@@ -3,9 +3,9 @@ import math
 import lightning as L
 import pytest
 import torch
-from detector_testing import KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
+from detector_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
 from lightning.pytorch.loggers import CSVLogger
-from lrnn.pointcloud.data import PointCloudDataModule
+from lrnn.pointcloud.data import PointCloudDataModule, collate_scenes
 from lrnn.pointcloud.detect import synthetic_scene
 
 
@@ -32,6 +32,61 @@ def test_a_few_steps_on_the_real_kitti_frames_run_and_reduce_the_loss():
     losses = train_steps(detector, batch, steps=5)
     assert all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def quiet_trainer(tmp_path) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path, name="pointcloud", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
+@pytest.mark.skipif(not (KITTI_ROOT / "velodyne").is_dir(), reason=f"no KITTI frames at {KITTI_ROOT}")
+def test_validation_on_the_kitti_frames_logs_kitti_ap(tmp_path):
+    data = PointCloudDataModule(
+        source="kitti", path=str(KITTI_ROOT), class_names=CLASSES, point_cloud_range=KITTI_RANGE, batch_size=3
+    )
+    detector = small_detector(KITTI_RANGE, voxel_size=(0.8, 0.8, 0.5))
+    (metrics,) = quiet_trainer(tmp_path).validate(detector, datamodule=data)
+    kitti = {key: value for key, value in metrics.items() if key.startswith("val/kitti/")}
+    # counted ground truths: the pedestrian (easy, so every level) and one car (moderate, so moderate and hard);
+    # the cyclist is fully occluded and the other car 21.6 px tall, counted at no level
+    for metric in ("bev", "3d"):
+        assert {f"val/kitti/Pedestrian_{metric}_{level}" for level in ("easy", "moderate", "hard")} <= set(kitti)
+        assert {f"val/kitti/Car_{metric}_moderate", f"val/kitti/mAP_{metric}_moderate"} <= set(kitti)
+    assert "val/kitti/Car_3d_easy" not in kitti and not [key for key in kitti if "Cyclist" in key]
+    assert all(0 <= value <= 100 for value in kitti.values()) and "val/bev_map" in metrics
+    (without,) = quiet_trainer(tmp_path).validate(small_detector(KITTI_RANGE, (0.8, 0.8, 0.5), kitti_ap=False), data)
+    assert not [key for key in without if "kitti" in key]
+
+
+def test_kitti_ap_scores_the_decoded_detections_by_class_name(tmp_path, monkeypatch):
+    """A synthetic scene given KITTI fields: 80 cars the decoder finds exactly score 100, named as pedestrians 0."""
+    scene = synthetic_batch(seeds=(0,))
+    cars = torch.zeros(80, 7)
+    cars[:, 0], cars[:, 1] = 10.0 * (torch.arange(80) % 8), 10.0 * (torch.arange(80) // 8)
+    cars[:, 3:6] = torch.tensor([4.0, 2.0, 1.5])
+    annotations = {
+        "boxes": cars,
+        "names": ["Car"] * 80,
+        "heights": torch.full((80,), 50.0),
+        "occlusion": torch.zeros(80),
+        "truncation": torch.zeros(80),
+    }
+    sample = {"points": scene["points"][0], "boxes": scene["boxes"][0], "labels": scene["labels"][0]}
+    loader = torch.utils.data.DataLoader([{**sample, "kitti": annotations}], collate_fn=collate_scenes)
+    results = {}
+    for label in (0, 1):  # Car, then Pedestrian
+        detector = small_detector()
+        found = {"boxes": cars, "scores": torch.linspace(0.9, 0.1, 80), "labels": torch.full((80,), label)}
+        monkeypatch.setattr(detector.head, "decode", lambda predictions, found=found: [found])
+        (results[label],) = quiet_trainer(tmp_path).test(detector, dataloaders=loader)
+    assert results[0]["test/kitti/Car_3d_easy"] == pytest.approx(100.0)
+    assert results[0]["test/kitti/mAP_bev_hard"] == pytest.approx(100.0)
+    assert results[1]["test/kitti/Car_3d_easy"] == 0.0 and "test/kitti/Pedestrian_3d_easy" not in results[1]
 
 
 def test_fit_and_test_log_the_average_precision_and_draw_bev_png(tmp_path):
@@ -61,6 +116,7 @@ def test_fit_and_test_log_the_average_precision_and_draw_bev_png(tmp_path):
     (metrics,) = trainer.test(detector, datamodule=data)
     assert math.isfinite(metrics["test/loss"]) and 0 <= metrics["test/bev_map"] <= 1
     assert {f"test/bev_ap/{name}" for name in ("Car", "Pedestrian", "Cyclist")} & set(metrics)
+    assert not [key for key in metrics if "kitti" in key]  # synthetic scenes carry no KITTI annotations
     picture = tmp_path / "pointcloud" / "bev.png"
     assert picture.is_file() and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
