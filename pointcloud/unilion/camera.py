@@ -14,9 +14,10 @@ import torch
 from ..kitti import KittiCalibration
 
 
-@dataclass(frozen=True)
+@dataclass
 class PinholeCamera:
-    """``projection [3, 4]`` and ``lidar_to_camera [4, 4]``, float64."""
+    """``projection [3, 4]`` and ``lidar_to_camera [4, 4]``, float64. Not frozen, so that Lightning moves a batch's
+    cameras to the device with the rest of it."""
 
     projection: torch.Tensor
     lidar_to_camera: torch.Tensor
