@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import median_ms, write_report
+from .scan import kernel_times, median_ms, write_report
 
 TOKENS, HEADS, DIM, CHUNK = 32768, 16, 128, 64
 LENGTHS = [2048, 4096, 8192, 16384, 32768]
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="sequence lengths T")
     parser.add_argument("--no-sdpa", action="store_true", help="skip causal scaled_dot_product_attention")
     parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
+    parser.add_argument("--profile", action="store_true", help="also list each kernel's time (first length only)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -126,12 +127,28 @@ def main(argv: list[str] | None = None) -> dict:
                 if f"{name}_ms" in row:
                     row[f"speedup_vs_{name}"] = row[f"{name}_ms"] / row["ours_ms"]
             report["results"].append(row)
+        if args.profile and "profile" not in report:
+            report["profile"] = profile_kernels(inputs, peer)
         del inputs
         torch.cuda.empty_cache()
 
     print_table(report)
     write_report(report, "chunk_gla", args.out)
     return report
+
+
+def profile_kernels(inputs: dict, peer) -> dict[str, list[dict]]:
+    """Per-kernel times of one forward+backward, ours and fla's (where it runs); prints the ten longest of each."""
+    profiles = {}
+    for name, op in (("ours", ours), ("fla", peer)):
+        if op is None:
+            continue
+        leaves = [inputs[n].detach().requires_grad_() for n in ("q", "k", "v", "g")]
+        profiles[name] = kernel_times(lambda: torch.autograd.grad(op(*leaves), leaves, inputs["do"]))  # noqa: B023
+        print(f"{name}: forward+backward kernels (ms per call)")
+        for row in profiles[name][:10]:
+            print(f"  {row['ms']:8.3f}  x{row['calls']:<4g} {row['kernel'][:100]}")
+    return profiles
 
 
 def print_table(report: dict) -> None:

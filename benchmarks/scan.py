@@ -36,6 +36,25 @@ def median_ms(fn) -> float:
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
+def kernel_times(fn, repeats: int = 10) -> list[dict]:
+    """The GPU kernels one call of ``fn`` launches, with their mean time per call (ms), longest first (torch's
+    profiler, after one warm-up call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+        for _ in range(repeats):
+            fn()
+        torch.cuda.synchronize()
+    rows = [
+        {"kernel": event.key, "ms": event.device_time_total / 1e3 / repeats, "calls": event.count / repeats}
+        for event in profiler.key_averages()
+        if event.device_time_total > 0
+    ]
+    return sorted(rows, key=lambda row: -row["ms"])
+
+
 def copy_bandwidth(device: torch.device) -> float:
     """Device-to-device copy bandwidth in bytes/s, counting bytes read plus bytes written (2 GiB buffers)."""
     src = torch.randn(2**29, device=device)

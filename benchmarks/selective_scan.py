@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, median_ms, write_report
+from .scan import copy_bandwidth, kernel_times, median_ms, write_report
 
 SHAPES = {  # name: (B, T, D, G, N)
     "vim_s": (5120, 197, 768, 1, 16),
@@ -103,10 +103,25 @@ def sweep(device: torch.device) -> list[dict]:
     return rows
 
 
+def profile_fused(x: dict) -> list[dict]:
+    """Per-kernel times of one fused forward+backward; prints the ten longest."""
+    from lrnn.core.scan import selective_scan
+
+    leaves = {k: v.detach().requires_grad_() for k, v in x.items()}
+    dy = torch.randn_like(x["u"])
+    rows = kernel_times(
+        lambda: torch.autograd.grad(selective_scan(**leaves, dt_softplus=True)[0], list(leaves.values()), dy)
+    )
+    for row in rows[:10]:
+        print(f"  {row['ms']:8.3f}  x{row['calls']:<4g} {row['kernel'][:100]}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench selective_scan", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     parser.add_argument("--sweep", action="store_true", help="only time the fused kernels' tile configurations")
+    parser.add_argument("--profile", action="store_true", help="also list each kernel's time at LION's size")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
@@ -132,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
                 row = {"shape": name, "B_T_D_G_N": shape, "face": face, "mode": mode, "ms": ms, "floor_ms": floor_ms}
                 report["results"].append(row)
                 print(f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}%")
+        if args.profile and name == "lion":
+            report["profile"] = profile_fused(x)
         del x
         torch.cuda.empty_cache()
     write_report(report, "selective_scan", args.out)
