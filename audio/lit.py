@@ -121,24 +121,44 @@ class LinaSpeechModule(L.LightningModule):
 
     def load_codec(self) -> MelKMeansCodec:
         """The codec at ``codec_path``, checked against the model's codebooks."""
+        if not Path(self.hparams.codec_path).is_file():
+            raise FileNotFoundError(
+                f"no codec at {self.hparams.codec_path!r}: codec_path must name the fitted codec that encoded the"
+                " training data (the data module's codec_path)"
+            )
         codec = MelKMeansCodec.load(self.hparams.codec_path)
         if (codec.codebook_size, codec.n_codebooks) != (self.hparams.codebook_size, self.hparams.num_codebooks):
             raise ValueError(
                 f"the codec at {self.hparams.codec_path} has {codec.n_codebooks} codebooks of {codec.codebook_size}"
-                f" codes, the model {self.hparams.num_codebooks} of {self.hparams.codebook_size}; make them match"
+                f" codes, the model {self.hparams.num_codebooks} of {self.hparams.codebook_size}: set the model's"
+                " num_codebooks and codebook_size to the codec's, or refit the codec with the model's (delete the file"
+                " and give the data module codec_settings n_codebooks and codebook_size)"
             )
         return codec
 
     def setup(self, stage: str) -> None:
         self.load_codec()
 
+    def batch_text(self, batch: dict) -> torch.Tensor:
+        """The batch's ``text_tokens [B, L]``; ``ValueError`` naming the clips whose texts exceed the model's
+        ``max_text_positions`` tokens."""
+        text, limit = batch["text_tokens"], self.hparams.max_text_positions
+        if text.shape[1] > limit:
+            lengths = batch["text_lengths"].tolist()
+            ids = [clip_id for clip_id, length in zip(batch["ids"], lengths, strict=True) if length > limit]
+            raise ValueError(
+                f"clips {ids} have texts of more than max_text_positions = {limit} tokens: split them into shorter"
+                " sentences, or raise max_text_positions"
+            )
+        return text
+
     def forward(self, batch: dict) -> torch.Tensor:
         """Next-token ``logits [B, S - 1, q, V]`` of the batch's audio tokens ``[B, S, q]`` given its texts."""
-        text = batch["text_tokens"]
+        text = self.batch_text(batch)
         return self.model(text, text != PAD, batch["audio_tokens"][:, :-1])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        text = batch["text_tokens"]
+        text = self.batch_text(batch)
         loss = self.model.loss(text, text != PAD, batch["audio_tokens"])
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(text))
         return loss

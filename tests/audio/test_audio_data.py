@@ -1,12 +1,16 @@
 import math
+import shutil
 
 import pytest
+import soundfile
 import torch
+import torchaudio
 from lrnn.audio.codec.mel_kmeans import MelKMeansCodec
 from lrnn.audio.data import SpeechDataModule, collate_speech, read_transcript
 from lrnn.audio.delay import lina_undelay
 from lrnn.audio.special_tokens import BOS, EOS, PAD
 from lrnn.audio.text import tokens_to_text
+from lrnn.audio.tone_corpus import tone_clip
 from lrnn.audio.wav import read_wav
 
 
@@ -97,3 +101,71 @@ def test_missing_clip_is_named(ljspeech, codec_path, tmp_path):
     data = SpeechDataModule(str(ljspeech / "wavs"), str(transcript), str(codec_path), str(tmp_path / "codes"))
     with pytest.raises(FileNotFoundError, match="not-a-clip"):
         data.prepare_data()
+
+
+def clips_module(tmp_path, codec_path, clips: dict, **kwargs) -> SpeechDataModule:
+    """A data module over ``clips`` (``{id: (text, wav [T], sample_rate)}``) written to ``tmp_path``."""
+    (tmp_path / "wavs").mkdir(exist_ok=True)
+    for clip_id, (_, wav, rate) in clips.items():
+        soundfile.write(tmp_path / "wavs" / f"{clip_id}.wav", wav.numpy(), rate, subtype="PCM_16")
+    (tmp_path / "transcript.psv").write_text("".join(f"{i}|{text}\n" for i, (text, _, _) in clips.items()))
+    return SpeechDataModule(
+        str(tmp_path / "wavs"),
+        str(tmp_path / "transcript.psv"),
+        str(codec_path),
+        str(tmp_path / "codes.safetensors"),
+        **kwargs,
+    )
+
+
+def test_clips_at_other_rates_and_in_stereo_are_resampled_to_24_khz(codec_path, tmp_path):
+    tone = tone_clip("resample me")  # 24 kHz
+    stereo_48k = torchaudio.functional.resample(tone, 24000, 48000)[:, None].expand(-1, 2)
+    low_rate = torchaudio.functional.resample(tone, 24000, 16000)
+    clips = {"k16": ("low rate", low_rate, 16000), "k48": ("stereo", stereo_48k, 48000)}
+    data = clips_module(tmp_path, codec_path, clips, val_fraction=0.0)
+    data.prepare_data()
+    data.setup("fit")
+    frames = {item["id"]: item["codes"].shape[1] for item in data.train_items}
+    assert frames == {"k16": math.ceil(len(tone) / 320), "k48": math.ceil(len(tone) / 320)}
+
+
+def test_empty_short_and_silent_clips_are_listed_together(codec_path, tmp_path):
+    clips = {
+        "fine": ("fine", tone_clip("fine"), 24000),
+        "empty": ("empty", torch.zeros(0), 24000),
+        "short": ("short", tone_clip("a")[:600], 24000),  # 25 ms, under the codec's 1280-sample window
+        "silent": ("silent", torch.zeros(24000), 24000),
+    }
+    data = clips_module(tmp_path, codec_path, clips)
+    with pytest.raises(ValueError, match="3 clips .* cannot be used") as error:
+        data.prepare_data()
+    message = str(error.value)
+    assert "empty (empty)" in message and "short (25.0 ms long, under the 53.3 ms minimum)" in message
+    assert "silent (silent: peak -240 dBFS" in message and "Remove their lines" in message
+    assert not (tmp_path / "codes.safetensors").exists()
+
+
+def test_transcript_lines_without_text_or_not_utf8_name_the_line(tmp_path):
+    path = tmp_path / "transcript.psv"
+    path.write_text("a|fine\nb|  \n")
+    with pytest.raises(ValueError, match=r"transcript.psv:2: clip 'b' has no text; write its text or remove"):
+        read_transcript(path)
+    path.write_bytes(b"a|fine\nb|caf\xe9\n")  # latin-1
+    with pytest.raises(ValueError, match=r"transcript.psv:2: not UTF-8 .*save the transcript as UTF-8"):
+        read_transcript(path)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng binary")
+def test_text_with_no_phonemes_names_the_clip(codec_path, tmp_path):
+    data = clips_module(tmp_path, codec_path, {"dots": ("...", tone_clip("dots"), 24000)}, use_phonemes=True)
+    data.prepare_data()
+    with pytest.raises(ValueError, match=r"clip 'dots' .* its text '...' gives no tokens .*remove the line"):
+        data.setup("fit")
+
+
+def test_a_codec_fitted_with_other_settings_is_refused(ljspeech, codec_path, cache_path):
+    data = make_data_module(ljspeech, codec_path, cache_path, codec_settings={"codebook_size": 64, "n_mels": 80})
+    with pytest.raises(ValueError, match=r"fitted with codebook_size 32 \(asked 64\): delete the file to refit"):
+        data.prepare_data()
+    make_data_module(ljspeech, codec_path, cache_path, codec_settings={"codebook_size": 32}).prepare_data()

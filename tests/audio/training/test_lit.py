@@ -8,8 +8,10 @@ import pytest
 import soundfile
 import torch
 from lightning.pytorch.loggers import CSVLogger
+from lrnn.audio.data import collate_speech
 from lrnn.audio.lit import IGNORE, LinaSpeechModule, next_token_targets
 from lrnn.audio.special_tokens import BOS, PAD
+from lrnn.audio.text import byte_tokens
 
 
 def trainer(tmp_path, **kwargs) -> L.Trainer:
@@ -85,5 +87,24 @@ def test_top10_accuracy_counts_only_real_targets_within_the_ten_best(tiny_codec_
 
 def test_the_codec_must_match_the_model(tiny_codec_path, tiny_dims):
     module = LinaSpeechModule(str(tiny_codec_path), **{**tiny_dims, "codebook_size": 16})
-    with pytest.raises(ValueError, match="1 codebooks of 32 codes, the model 1 of 16"):
+    with pytest.raises(ValueError, match="1 codebooks of 32 codes, the model 1 of 16: set the model's num_codebooks"):
         module.setup("fit")
+    module = LinaSpeechModule(str(tiny_codec_path), **{**tiny_dims, "num_codebooks": 2})
+    with pytest.raises(ValueError, match="or refit the codec with the model's"):
+        module.setup("fit")
+
+
+def test_a_missing_codec_file_is_named(tiny_dims, tmp_path):
+    module = LinaSpeechModule(str(tmp_path / "none.safetensors"), **tiny_dims)
+    with pytest.raises(FileNotFoundError, match="no codec at .*none.safetensors.*the data module's codec_path"):
+        module.setup("fit")
+
+
+def test_texts_longer_than_the_text_positions_are_named(tiny_dims):
+    module = LinaSpeechModule("unused.safetensors", **{**tiny_dims, "max_text_positions": 8})
+    items = [
+        {"id": "short", "text_tokens": byte_tokens("hi"), "codes": torch.zeros(1, 3, dtype=torch.long)},
+        {"id": "long", "text_tokens": byte_tokens("far too long"), "codes": torch.zeros(1, 3, dtype=torch.long)},
+    ]
+    with pytest.raises(ValueError, match=r"clips \['long'\] have texts of more than max_text_positions = 8 tokens"):
+        module.training_step(collate_speech(items), 0)

@@ -1,5 +1,5 @@
-"""``tune_voice``: only the voice's factors change, the loss on the speaker's clips drops, and the saved voice
-loads back."""
+"""``tune_voice``: only the voice's factors change, the loss on the speaker's clips drops, the saved voice loads
+back, and a voice of another model or a file that is no voice is refused."""
 
 import pytest
 import torch
@@ -7,7 +7,8 @@ from lrnn.audio.data import collate_speech
 from lrnn.audio.model.lina import LinaSpeech
 from lrnn.audio.model.voice_state import VoiceState
 from lrnn.audio.special_tokens import PAD
-from lrnn.audio.voice_tuning import tune_voice
+from lrnn.audio.voice_tuning import load_voice, tune_voice
+from safetensors.torch import save_file
 
 
 def clips_loss(model: LinaSpeech, voice: VoiceState, clips: list[dict]) -> float:
@@ -60,3 +61,26 @@ def test_tuning_refuses_no_clips_and_bad_batching(tiny_dims):
         tune_voice(model, voice, [])
     with pytest.raises(ValueError, match="accumulation"):
         tune_voice(model, voice, [{}], accumulation=0)
+
+
+def test_a_voice_of_another_model_is_refused_with_the_fix(tiny_dims, tmp_path):
+    dims = {key: value for key, value in tiny_dims.items() if key != "sample_max_frames"}
+    model, other = LinaSpeech(**dims), LinaSpeech(**{**dims, "num_layers": 2})
+    path = tmp_path / "voice.safetensors"
+    VoiceState.for_model(other).save(path)
+    with pytest.raises(ValueError, match=r"voice.safetensors' holds 4 states .* the model 2 .*tune_voice"):
+        load_voice(path, model)
+    with pytest.raises(ValueError, match=r"the voice holds 4 states of shapes \[\(2, 16, 32\)"):
+        tune_voice(model, VoiceState.for_model(other), [{}])
+    assert len(load_voice(path, other).initial_states()) == 4
+
+
+def test_a_file_that_is_no_voice_is_named(tiny_dims, tmp_path):
+    model = LinaSpeech(**{key: value for key, value in tiny_dims.items() if key != "sample_max_frames"})
+    with pytest.raises(FileNotFoundError, match="no voice at .*missing.safetensors"):
+        load_voice(tmp_path / "missing.safetensors", model)
+    save_file({"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, tmp_path / "other.safetensors")
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a safetensors file")
+    for name in ("other", "garbage"):
+        with pytest.raises(ValueError, match=f"{name}.safetensors' is not a voice that VoiceState.save wrote"):
+            load_voice(tmp_path / f"{name}.safetensors", model)
