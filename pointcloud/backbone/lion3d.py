@@ -6,8 +6,10 @@ Pipeline for ``S`` stages (LION: 4, grid height 32 -> 2)::
     for s in 0..S-1:  LIONBlock(depth_s, window_s, group_s)  ->  VoxelMerging(stage_down_scale, z only: (1, 1, 2))
     LIONLayer(output_window_shape, output_group_size)  ->  encoded_spconv_tensor, grid (ceil(Z / 2^S), Y, X)
 
-x and y are never downsampled between stages (BEV stride 1). Voxel generation between stages (LION's
-``DIFFUSION``) is not implemented: ``DIFFUSION: True`` raises.
+x and y are never downsampled between stages (BEV stride 1). With ``DIFFUSION: True`` each of these merges between
+stages (not those inside the LION blocks) first generates voxels (``voxel_generation``): in each sample, the
+``floor(DIFF_SCALE * N_b)`` voxels of highest channel-mean SFD response add zero-feature voxels at their four
+(x +- 1, y +- 1) neighbours, so ``encoded_spconv_tensor`` also holds voxels where the input had none.
 
 ``model_cfg`` is a dict, an EasyDict or any attribute object; keys are read in OpenPCDet's upper case or in lower
 case. Required: ``FEATURE_DIM``, ``DEPTHS``, ``WINDOW_SHAPE`` and ``GROUP_SIZE`` (one per stage; windows are
@@ -15,7 +17,8 @@ case. Required: ``FEATURE_DIM``, ``DEPTHS``, ``WINDOW_SHAPE`` and ``GROUP_SIZE``
 the mixer's constructor; ``mamba`` defaults to bidirectional, as LION's).
 Optional, LION's values by default: ``LAYER_DOWN_SCALES`` (per stage, per level, ``[2, 2, 2]``), ``STAGE_DOWN_SCALE``
 ``[1, 1, 2]``, ``OUTPUT_WINDOW_SHAPE`` ``[13, 13, 2]``, ``OUTPUT_GROUP_SIZE`` 256, ``DIRECTION`` ``['x', 'y']``,
-``SHIFT`` True, ``DROP_PATH`` 0, ``USE_CHECKPOINT`` False.
+``SHIFT`` True, ``DROP_PATH`` 0, ``USE_CHECKPOINT`` False, ``DIFF_SCALE`` 0.2 (in [0, 1]); ``DIFFUSION`` is False by
+default (LION's configs set it True, with ``DIFF_SCALE: 0.2``).
 """
 
 from collections.abc import Mapping, Sequence
@@ -29,8 +32,8 @@ from ..lion_layer import LIONLayer
 from ..sparse_conv import SparseConvTensor
 from .lion_block import LIONBlock
 from .merge import VoxelMerging
+from .voxel_generation import check_diff_scale
 
-OPERATOR_DEFAULTS: dict[str, dict[str, Any]] = {"mamba": {"bidirectional": True}}  # LION's Mamba scans both ways
 _REQUIRED = object()
 
 
@@ -55,7 +58,7 @@ def read_config(model_cfg: Any) -> dict[str, Any]:
     depths = [int(depth) for depth in _setting(model_cfg, "depths")]
     config = {
         "operator": name,
-        "operator_cfg": {**OPERATOR_DEFAULTS.get(name, {}), **operator_cfg},
+        "operator_cfg": dict(operator_cfg),  # LION's per-operator defaults come from lion_layer.LION_OPERATOR_CFG
         "feature_dim": int(_setting(model_cfg, "feature_dim")),
         "depths": depths,
         "layer_down_scales": _setting(model_cfg, "layer_down_scales", [[[2, 2, 2]] * depth for depth in depths]),
@@ -68,9 +71,9 @@ def read_config(model_cfg: Any) -> dict[str, Any]:
         "shift": bool(_setting(model_cfg, "shift", True)),
         "drop_path": float(_setting(model_cfg, "drop_path", 0.0)),
         "use_checkpoint": bool(_setting(model_cfg, "use_checkpoint", False)),
+        "diffusion": bool(_setting(model_cfg, "diffusion", False)),
+        "diff_scale": check_diff_scale(_setting(model_cfg, "diff_scale", 0.2), "DIFF_SCALE"),
     }
-    if _setting(model_cfg, "diffusion", False):
-        raise NotImplementedError("voxel generation between stages (DIFFUSION: True) is not implemented yet")
     for key in ("layer_down_scales", "window_shape", "group_size"):
         if len(config[key]) != len(depths):
             raise ValueError(f"{key.upper()} needs one entry per stage ({len(depths)} DEPTHS), got {config[key]}")
@@ -114,7 +117,10 @@ class LION3DBackbone(nn.Module):
                 cfg["depths"], cfg["layer_down_scales"], cfg["window_shape"], cfg["group_size"], strict=True
             )
         )
-        self.stage_merges = nn.ModuleList(VoxelMerging(dim, cfg["stage_down_scale"]) for _ in cfg["depths"])
+        self.stage_merges = nn.ModuleList(
+            VoxelMerging(dim, cfg["stage_down_scale"], diffusion=cfg["diffusion"], diff_scale=cfg["diff_scale"])
+            for _ in cfg["depths"]
+        )
         self.output_layer = LIONLayer(
             dim, cfg["output_window_shape"], cfg["output_group_size"], shift=cfg["shift"], **layer_options
         )

@@ -6,6 +6,9 @@ mean of its fine voxels' features. ``inverse [N_fine]`` names each fine voxel's 
 sorted by ``(b, z, y, x)``, whatever the fine order.
 
 Expanding is the way back: each fine voxel adds its coarse voxel's feature, ``fine + coarse[inverse]``.
+
+``VoxelMerging`` is LION's whole ``PatchMerging3D``: SFD, optionally voxel generation (``diffusion``, LION's merges
+between stages; ``voxel_generation``), the merge, LayerNorm.
 """
 
 from collections.abc import Sequence
@@ -15,6 +18,7 @@ from torch import nn
 
 from ..sparse_conv import SparseConvTensor
 from .sfd import SpatialFeatureDescriptor
+from .voxel_generation import check_diff_scale, generate_voxels
 
 
 def merge_voxels(
@@ -58,17 +62,28 @@ def expand_voxels(coarse: SparseConvTensor, fine: SparseConvTensor, inverse: tor
 
 
 class VoxelMerging(nn.Module):
-    """LION's ``PatchMerging3D`` without voxel generation: SFD, ``merge_voxels`` (sum), LayerNorm.
+    """LION's ``PatchMerging3D``: SFD, then (with ``diffusion``) ``generate_voxels(x, diff_scale)``, then
+    ``merge_voxels`` (``reduce``; LION sums), LayerNorm. Generated voxels enter the merge with zero features, so the
+    coarse voxels are those of the originals and of their generated neighbours.
 
-    ``SparseConvTensor`` features ``[N, C]`` -> (coarse tensor, features ``[M, C]``; ``inverse [N]``)."""
+    ``SparseConvTensor`` features ``[N, C]`` -> (coarse tensor, features ``[M, C]``; ``inverse [N]``, the coarse voxel
+    of each input voxel)."""
 
-    def __init__(self, dim: int, down_scale: Sequence[int], reduce: str = "sum") -> None:
+    def __init__(
+        self, dim: int, down_scale: Sequence[int], reduce: str = "sum", diffusion: bool = False, diff_scale: float = 0.2
+    ) -> None:
         super().__init__()
         self.down_scale = tuple(down_scale)
         self.reduce = reduce
+        self.diffusion = diffusion
+        self.diff_scale = check_diff_scale(diff_scale)
         self.descriptor = SpatialFeatureDescriptor(dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: SparseConvTensor) -> tuple[SparseConvTensor, torch.Tensor]:
-        merged, inverse = merge_voxels(self.descriptor(x), self.down_scale, self.reduce)
-        return merged.replace_feature(self.norm(merged.features)), inverse
+        x = self.descriptor(x)
+        count = len(x.features)
+        if self.diffusion:
+            x = generate_voxels(x, self.diff_scale)
+        merged, inverse = merge_voxels(x, self.down_scale, self.reduce)
+        return merged.replace_feature(self.norm(merged.features)), inverse[:count]
