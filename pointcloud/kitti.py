@@ -64,7 +64,8 @@ def read_points(path: str | Path) -> torch.Tensor:
 
 
 def read_calibration(path: str | Path) -> KittiCalibration:
-    """A ``calib/*.txt`` file; ``ValueError`` if a needed matrix is missing or has the wrong number of values."""
+    """A ``calib/*.txt`` file; ``ValueError`` naming the matrix if one is missing, has the wrong number of values
+    (e.g. a homogeneous 4x4 ``R0_rect``) or holds something other than numbers."""
     values = {}
     for line in _existing(Path(path)).read_text().splitlines():
         key, _, numbers = line.partition(":")
@@ -77,7 +78,11 @@ def read_calibration(path: str | Path) -> KittiCalibration:
             raise ValueError(
                 f"{path}: {key} must hold {shape[0]}x{shape[1]} = {shape[0] * shape[1]} values, got {len(values[key])}"
             )
-        matrices[key] = torch.tensor([float(v) for v in values[key]], dtype=torch.float64).view(shape)
+        try:
+            numbers = [float(v) for v in values[key]]
+        except ValueError as error:
+            raise ValueError(f"{path}: {key} must hold numbers ({error})") from error
+        matrices[key] = torch.tensor(numbers, dtype=torch.float64).view(shape)
     return KittiCalibration(**matrices)
 
 

@@ -14,7 +14,12 @@ The operator block owns its norm and residual, as LION's operator wrappers do (`
 
 ``norm_first`` and ``mlp_ratio`` default to LION's layout for the operator (``LION_BLOCK_LAYOUT``); ``gla``, absent
 from LION, takes RetNet's; other registered mixers default to pre-norm without MLP. The mixer comes from
-``lrnn.core.mixers.build_mixer(operator, d_model, **operator_cfg)``.
+``lrnn.core.mixers.build_mixer(operator, d_model, **cfg)``, where ``cfg`` is ``operator_cfg`` over LION's choices
+(``LION_OPERATOR_CFG``): Mamba and RWKV-6 read each group both ways, summing the two scans inside the mixer.
+
+LION's xLSTM operator is a pair of blocks, each with its own norm, residual and parameters (Vision-LSTM's
+``ViLBlock`` from the top left, then one from the bottom right): for ``mlstm`` each direction runs two operator
+blocks in turn, the second with ``reverse=True`` (``LION_OPERATOR_PASSES``).
 """
 
 from collections.abc import Sequence
@@ -35,10 +40,18 @@ LION_BLOCK_LAYOUT: dict[str, tuple[bool, float]] = {  # operator -> (norm_first,
     "mlstm": (True, 0.0),
     "gla": (True, 4.0),
 }
+LION_OPERATOR_CFG: dict[str, dict[str, Any]] = {  # operator -> LION's mixer settings, under operator_cfg
+    "mamba": {"bidirectional": True},
+    "rwkv6": {"bidirectional": True},
+}
+LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> blocks run in turn per direction
+    "mlstm": ({}, {"reverse": True}),
+}
 
 
 class LIONOperatorBlock(nn.Module):
-    """A registry mixer with its own norm, residual and drop path: ``[G, L, C] -> [G, L, C]``."""
+    """A registry mixer with its own norm, residual and drop path: ``[G, L, C] -> [G, L, C]``; ``operator_cfg``
+    overrides LION's mixer settings (``LION_OPERATOR_CFG``)."""
 
     def __init__(
         self,
@@ -57,7 +70,8 @@ class LIONOperatorBlock(nn.Module):
         if mlp_ratio < 0:
             raise ValueError(f"mlp_ratio must be >= 0, got {mlp_ratio}")
         self.use_checkpoint = use_checkpoint
-        self.mixer = build_mixer(operator, d_model=d_model, **(operator_cfg or {}))
+        cfg = {**LION_OPERATOR_CFG.get(operator, {}), **(operator_cfg or {})}
+        self.mixer = build_mixer(operator, d_model=d_model, **cfg)
         self.norm = nn.LayerNorm(d_model)
         self.drop_path = DropPath(drop_path)
         self.mlp = None
@@ -83,7 +97,8 @@ class LIONOperatorBlock(nn.Module):
 
 
 class LIONLayer(nn.Module):
-    """LION's ``LIONLayer``: one operator block per direction, each over that direction's window groups."""
+    """LION's ``LIONLayer``: one operator block per direction, each over that direction's window groups (for
+    ``mlstm``, a forward block then a reversed one, ``nn.Sequential``)."""
 
     def __init__(
         self,
@@ -109,8 +124,14 @@ class LIONLayer(nn.Module):
         self.group_size = group_size
         self.shift = shift
         self.directions = tuple(directions)
+        passes = LION_OPERATOR_PASSES.get(operator, ({},))
+
+        def block(rate: float, setting: dict[str, Any]) -> LIONOperatorBlock:
+            cfg = {**(operator_cfg or {}), **setting}
+            return LIONOperatorBlock(operator, d_model, cfg, rate, use_checkpoint=use_checkpoint)
+
         self.blocks = nn.ModuleList(
-            LIONOperatorBlock(operator, d_model, operator_cfg, rate, use_checkpoint=use_checkpoint)
+            block(rate, passes[0]) if len(passes) == 1 else nn.Sequential(*(block(rate, s) for s in passes))
             for rate in drop_paths
         )
 

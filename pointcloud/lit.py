@@ -44,9 +44,9 @@ class LIONDetector(L.LightningModule):
     true boxes green, predicted red).
 
     Edge cases: a scene with no true boxes trains on the heatmap loss alone (all negatives) and counts no targets
-    in the AP; a scene with no point inside the range is a blank BEV map (the backbone sees no voxel of it), trains
-    like any other and gets no detection (``detect``); a batch in which no scene has a point inside the range
-    raises ``ValueError``.
+    in the AP; a scene with no point inside the range (an empty cloud, or every point outside) is a blank BEV map
+    (the backbone sees no voxel of it), trains like any other and gets no detection (``detect``); in a batch of only
+    such scenes the 3D backbone is skipped (it gets no gradient from that batch) and every map is blank.
 
     Args:
         model_cfg: ``LION3DBackbone``'s config as a plain dict (OpenPCDet keys, e.g. ``FEATURE_DIM``, ``DEPTHS``).
@@ -126,12 +126,12 @@ class LIONDetector(L.LightningModule):
         if not points:
             raise ValueError("points must be a non-empty list of clouds [P, point_features]")
         features, coords = voxelize(list(points), self.point_cloud_range, self.voxel_size)
-        if not len(features):
-            raise ValueError(
-                f"no point of the {len(points)} clouds lies inside point_cloud_range {self.point_cloud_range}"
-            )
-        batch = {"voxel_features": features, "voxel_coords": coords, "batch_size": len(points)}
-        bev = height_compression(self.backbone(batch)["encoded_spconv_tensor"])
+        if len(features):
+            batch = {"voxel_features": features, "voxel_coords": coords, "batch_size": len(points)}
+            bev = height_compression(self.backbone(batch)["encoded_spconv_tensor"])
+        else:
+            _, height, width = self.backbone.output_spatial_shape
+            bev = features.new_zeros(len(points), self.backbone.num_bev_features, height, width)
         return self.head(self.bev_backbone(bev))
 
     def _loss(self, batch: dict[str, list[torch.Tensor]], split: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -17,6 +17,11 @@ sigmoid form. The normaliser rides along as an extra value column: ``chunk_gla``
 ``v' = [v_t, 1]`` and the scalar log gate ``log f_t [B, T, H]`` (scale 1), so its state ``[K, V + 1]`` is
 ``[C_t | n_t]`` and its output ``[V + 1]`` is ``[q_t C_t | q_t . n_t]``.
 
+``reverse=True`` reads the sequence from its last step to its first (Vision-LSTM's ``ROWWISE_FROM_BOT_RIGHT``
+block, the second of LION's xLSTM operator pair): one ``chunk_gla(reverse=True)``, no flipped copies, so ``y`` is
+the causal mixer's output on the flipped sequence, flipped back. Its state is the one after the first step (read
+last), handed to the piece before; ``step`` is the causal step, fed the steps last to first.
+
 Initialisation as in the xLSTM code: gate weights zero, forget-gate biases ``linspace(3, 6)`` over the heads,
 input-gate biases normal with std 0.1; the projections and the output gate as PyTorch initialises ``Linear``.
 """
@@ -48,14 +53,18 @@ class MLSTM(Mixer):
         d_model: channels ``C``.
         num_heads: heads ``H``.
         expand_k, expand_v: ``key_dim = C * expand_k``, ``value_dim = C * expand_v``.
+        reverse: read the sequence from the last step to the first (module docstring).
 
     Parameters, with ``dk = key_dim``, ``dv = value_dim``: ``2 C dk + 3 C dv + dv + 2 H (C + 1)`` (``W_q, W_k``;
     ``W_v, W_o, W_out``; ``b_o``; input and forget gates).
     """
 
-    def __init__(self, d_model: int, num_heads: int = 4, expand_k: float = 1.0, expand_v: float = 1.0) -> None:
+    def __init__(
+        self, d_model: int, num_heads: int = 4, expand_k: float = 1.0, expand_v: float = 1.0, reverse: bool = False
+    ) -> None:
         super().__init__(d_model)
         self.num_heads = check_positive_int("num_heads", num_heads)
+        self.reverse = reverse
         self.key_dim = expanded_dim("expand_k", d_model, expand_k, num_heads)
         self.value_dim = expanded_dim("expand_v", d_model, expand_v, num_heads)
         self.head_k_dim = self.key_dim // num_heads
@@ -74,12 +83,15 @@ class MLSTM(Mixer):
             self.f_proj.bias.copy_(torch.linspace(3.0, 6.0, num_heads))
 
     def forward(self, x: torch.Tensor, state: MLSTMState | None = None) -> tuple[torch.Tensor, MLSTMState]:
-        """``x [B, L, C]`` -> ``(y [B, L, C], MLSTMState after step L)``; one ``chunk_gla`` over the ``L`` steps."""
+        """``x [B, L, C]`` -> ``(y [B, L, C], MLSTMState after step L)`` (with ``reverse``: after step 1, read
+        last); one ``chunk_gla`` over the ``L`` steps."""
         self.check_input("x", x, 3)
         self._check_state(state, x.shape[0])
         q, k, v, log_f = self._scan_inputs(x)
         initial = None if state is None else state.recurrent
-        o, recurrent = chunk_gla(q, k, v, log_f, scale=1.0, initial_state=initial, output_final_state=True)
+        o, recurrent = chunk_gla(
+            q, k, v, log_f, scale=1.0, initial_state=initial, output_final_state=True, reverse=self.reverse
+        )
         return self._output(o, x), MLSTMState(recurrent)
 
     def step(self, x_t: torch.Tensor, state: MLSTMState | None = None) -> tuple[torch.Tensor, MLSTMState]:

@@ -26,6 +26,16 @@ Initialisation as in the authors' ``RWKV_Tmix_x060`` for layer ``l`` of ``n`` (`
 ``mu_r = mu_g = 1 - c^(b/2)``; ``A, A_w`` zero, ``B^*, B_w`` uniform in ``+-0.01``; ``d_i = -6 + 5 (i/(C-1))^(0.7 +
 1.3 a)``; ``u_i = a (1 - i/(C-1)) + 0.1 ((i + 1) mod 3 - 1)``; GroupNorm weight one, bias zero, eps ``64e-5``.
 Deviation: ``W_r, W_k, W_v, W_g, W_o`` keep PyTorch's ``Linear`` init (the authors set them at the model level).
+
+``bidirectional=True`` is the bidirectional WKV of Vision-RWKV-6 as LION runs it (one CUDA kernel: a backward loop,
+then a forward loop, summed): with the same ``r, k, v, w, u`` (the token shift still reads ``x_{t-1}``)::
+
+    S^b_t = diag(w_t) S^b_{t+1} + k_t^T v_t,  S^b_{L+1} = 0                     the later tokens, read backwards
+    o_t   = r_t S_{t-1} + r_t S^b_{t+1} + (r_t * u * k_t) . v_t                  the current token once, by the bonus
+
+The backward term is one ``chunk_gla(reverse=True)`` over ``k, v, log w`` moved one step earlier (a zero step at
+the end), so that its state after step ``t`` is ``S^b_{t+1}``. A bidirectional mixer reads the whole sequence: it
+takes no state, returns None for it and has no ``step``.
 """
 
 from typing import NamedTuple
@@ -38,6 +48,46 @@ from ..scan import chunk_gla, chunk_gla_step
 from .base import Mixer
 from .checks import check_mixer_state, check_positive_int
 from .registry import register_mixer
+
+
+def wkv6(
+    r: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_w: torch.Tensor,
+    bonus: torch.Tensor,
+    initial_state: torch.Tensor | None = None,
+    bidirectional: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """RWKV-6's WKV readout ``o_t = r_t S_{t-1} + (r_t * u * k_t) . v_t`` through ``chunk_gla`` (module docstring).
+
+    Args:
+        r, k, log_w: ``[B, L, H, K]`` (``log_w = log w_t <= 0``); v: ``[B, L, H, V]``; bonus ``u``: ``[H, K]``.
+        initial_state: ``S_0 [B, H, K, V]`` (zeros when None).
+        bidirectional: add ``r_t S^b_{t+1}``, the later tokens read backwards (no initial state then).
+
+    Returns:
+        ``o [B, L, H, V]`` and the state after step ``L`` (``[B, H, K, V]`` float32; None when bidirectional).
+    """
+    if tuple(bonus.shape) != tuple(r.shape[-2:]):
+        raise ValueError(f"bonus must be [H, K] = {list(r.shape[-2:])}, got shape {tuple(bonus.shape)}")
+    if bidirectional and initial_state is not None:
+        raise ValueError("the bidirectional WKV reads whole sequences and takes no initial_state")
+    zero = torch.zeros_like(r[:, :1])
+    o, final_state = chunk_gla(
+        torch.cat([r, zero], 1),
+        torch.cat([zero, k], 1),
+        torch.cat([torch.zeros_like(v[:, :1]), v], 1),
+        torch.cat([torch.zeros_like(log_w[:, :1]), log_w], 1),
+        scale=1.0,
+        initial_state=initial_state,
+        output_final_state=not bidirectional,
+    )
+    o = o[:, :-1] + (r * bonus * k).sum(-1, keepdim=True) * v
+    if bidirectional:
+        later = (torch.cat([t[:, 1:], torch.zeros_like(t[:, :1])], 1) for t in (k, v, log_w))
+        o = o + chunk_gla(r, *later, scale=1.0, reverse=True)[0]
+    return o, final_state
 
 
 class RWKV6State(NamedTuple):
@@ -57,6 +107,7 @@ class RWKV6(Mixer):
         layer_idx, num_layers: position of the layer in the stack, used only by the initialisation.
         mix_low_rank_dim, decay_low_rank_dim: ranks of the ddlerp and decay LoRAs (32 and 64).
         norm_eps: epsilon of the GroupNorm.
+        bidirectional: add the backward WKV over the later tokens (LION; module docstring).
 
     Parameters, with ``R = mix_low_rank_dim``, ``R_w = decay_low_rank_dim``::
 
@@ -75,6 +126,7 @@ class RWKV6(Mixer):
         mix_low_rank_dim: int = 32,
         decay_low_rank_dim: int = 64,
         norm_eps: float = 64e-5,
+        bidirectional: bool = False,
     ) -> None:
         super().__init__(d_model)
         self.head_dim = check_positive_int("head_dim", head_dim)
@@ -87,6 +139,7 @@ class RWKV6(Mixer):
         decay_rank = check_positive_int("decay_low_rank_dim", decay_low_rank_dim)
         self.num_heads = d_model // head_dim
         self.norm_eps = norm_eps
+        self.bidirectional = bidirectional
         c = d_model
         ratio_0_to_1 = layer_idx / max(num_layers - 1, 1)
         ratio_1_to_0 = 1.0 - layer_idx / num_layers
@@ -118,26 +171,25 @@ class RWKV6(Mixer):
         self.o_proj = nn.Linear(c, c, bias=False)
         self.group_norm = nn.GroupNorm(self.num_heads, c, eps=norm_eps)
 
-    def forward(self, x: torch.Tensor, state: RWKV6State | None = None) -> tuple[torch.Tensor, RWKV6State]:
-        """``x [B, L, C]`` -> ``(y [B, L, C], RWKV6State after step L)``; one ``chunk_gla`` over ``L + 1`` steps."""
+    def forward(self, x: torch.Tensor, state: RWKV6State | None = None) -> tuple[torch.Tensor, RWKV6State | None]:
+        """``x [B, L, C]`` -> ``(y [B, L, C], RWKV6State after step L)``; the state is None when bidirectional."""
         self.check_input("x", x, 3)
+        if self.bidirectional and state is not None:
+            raise ValueError("a bidirectional rwkv6 mixer runs over whole sequences and takes no state")
         self._check_state(state, x.shape[0])
         previous = x.new_zeros(x.shape[0], 1, x.shape[2]) if state is None else state.shift.unsqueeze(1).to(x.dtype)
         r, k, v, log_w, g = self._mix(x, torch.cat([previous, x[:, :-1]], dim=1))
-        pad = torch.zeros_like(r[:, :1])
-        o, recurrent = chunk_gla(
-            torch.cat([r, pad], 1),
-            torch.cat([pad, k], 1),
-            torch.cat([pad, v], 1),
-            torch.cat([torch.zeros_like(log_w[:, :1]), log_w], 1),
-            scale=1.0,
-            initial_state=None if state is None else state.recurrent,
-            output_final_state=True,
-        )
-        return self._output(o[:, :-1], r, k, v, g), RWKV6State(recurrent, x[:, -1])
+        initial = None if state is None else state.recurrent
+        o, recurrent = wkv6(r, k, v, log_w, self.bonus, initial, self.bidirectional)
+        y = self._output(o, g)
+        return (y, None) if self.bidirectional else (y, RWKV6State(recurrent, x[:, -1]))
 
     def step(self, x_t: torch.Tensor, state: RWKV6State | None = None) -> tuple[torch.Tensor, RWKV6State]:
-        """``x_t [B, C]`` -> ``(y_t [B, C]``, the next ``RWKV6State``); the update through ``chunk_gla_step``."""
+        """``x_t [B, C]`` -> ``(y_t [B, C]``, the next ``RWKV6State``); the update through ``chunk_gla_step``.
+        Causal mixers only."""
+        if self.bidirectional:
+            raise ValueError("step() is not defined for a bidirectional rwkv6 mixer (it reads later tokens); run "
+                             "forward() over the whole sequence")  # fmt: skip
         self.check_input("x_t", x_t, 2)
         self._check_state(state, x_t.shape[0])
         batch = x_t.shape[0]
@@ -146,8 +198,9 @@ class RWKV6(Mixer):
             state = RWKV6State(x_t.new_zeros(shape, dtype=torch.float32), torch.zeros_like(x_t))
         r, k, v, log_w, g = self._mix(x_t, state.shift.to(x_t.dtype))
         o = (r.to(state.recurrent.dtype).unsqueeze(-2) @ state.recurrent).squeeze(-2).to(r.dtype)
+        o = o + (r * self.bonus * k).sum(-1, keepdim=True) * v
         _, recurrent = chunk_gla_step(r, k, v, log_w, state.recurrent, scale=1.0)
-        return self._output(o, r, k, v, g), RWKV6State(recurrent, x_t)
+        return self._output(o, g), RWKV6State(recurrent, x_t)
 
     def _mix(self, x: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Token shift and ddlerp: ``r, k, v [..., H, K]``, ``log w = -exp(...) [..., H, K]``, ``g [..., C]``."""
@@ -162,11 +215,9 @@ class RWKV6(Mixer):
         )
         return r, k, v, log_w.unflatten(-1, heads), self.g_proj(x_g)
 
-    def _output(
-        self, o: torch.Tensor, r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor
-    ) -> torch.Tensor:
-        """Add the bonus ``(r * u * k) . v`` to ``o = r S_{t-1}`` (``[..., H, V]``), GroupNorm, silu gate, ``W_o``."""
-        o = (o + (r * self.bonus * k).sum(-1, keepdim=True) * v).flatten(-2)
+    def _output(self, o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``W_o(GroupNorm_H(o) * silu(g))`` for the WKV readout ``o [..., H, V]`` and the gate input ``g [..., C]``."""
+        o = o.flatten(-2)
         norm = self.group_norm
         normed = F.group_norm(o.reshape(-1, self.d_model), self.num_heads, norm.weight, norm.bias, norm.eps)
         return self.o_proj(normed.view_as(o) * F.silu(g))

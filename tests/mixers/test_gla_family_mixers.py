@@ -2,7 +2,8 @@
 
 For each: step form against the parallel form, pieces with the state handed on against the whole, parameter count
 against its docstring formula, gradients to every parameter, building by name, bad states named. RWKV-6 and mLSTM
-also against float64 loops written from the papers' equations (their ``chunk_gla`` forms rearrange the recurrence).
+also against float64 loops written from the papers' equations (their ``chunk_gla`` forms rearrange the recurrence),
+and in the directions LION runs them: RWKV-6's bidirectional WKV (against LION's kernel's two loops), mLSTM reversed.
 """
 
 import pytest
@@ -13,7 +14,7 @@ from lrnn.core.mixers.gla import GLA
 from lrnn.core.mixers.mamba2 import Mamba2
 from lrnn.core.mixers.mlstm import MLSTM
 from lrnn.core.mixers.retnet import RetNet
-from lrnn.core.mixers.rwkv6 import RWKV6
+from lrnn.core.mixers.rwkv6 import RWKV6, wkv6
 
 D = 16
 CONFIGS = {
@@ -173,29 +174,39 @@ def test_initialisations():
     assert gla.gk_proj[1].bias.abs().sum() == 0
 
 
-def rwkv6_oracle(mixer: RWKV6, x: torch.Tensor) -> torch.Tensor:
-    """RWKV-6 time mixing in float64, one token at a time, written out from the paper (the authors' x060 code)."""
+def rwkv6_oracle(mixer: RWKV6, x: torch.Tensor, bidirectional: bool = False) -> torch.Tensor:
+    """RWKV-6 time mixing in float64, one token at a time, written out from the paper (the authors' x060 code);
+    ``bidirectional`` as LION's wkv6 kernel: a backward loop over the later tokens (no bonus), then the forward
+    loop, summed."""
     m = mixer.double()
     x = x.double()
     batch, length, c = x.shape
     heads, k_dim = m.num_heads, m.head_dim
-    state = torch.zeros(batch, heads, k_dim, k_dim, dtype=torch.float64)
-    previous = torch.zeros(batch, c, dtype=torch.float64)
-    ys = []
+    previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)
+    r, k, v, w, g = [], [], [], [], []
     for t in range(length):
         xt = x[:, t]
-        dx = previous - xt
+        dx = previous[:, t] - xt
         lora = torch.tanh((xt + dx * m.mu_x) @ m.mix_a).view(batch, 5, -1)
         mixed = torch.einsum("bnr,nrc->bnc", lora, m.mix_b)
         xw, xk, xv, xr, xg = (xt + dx * (m.mu[i] + mixed[:, i]) for i in range(5))
-        r, k, v = (p(z).view(batch, heads, k_dim) for p, z in ((m.r_proj, xr), (m.k_proj, xk), (m.v_proj, xv)))
-        w = torch.exp(-torch.exp(m.decay + torch.tanh(xw @ m.decay_a) @ m.decay_b)).view(batch, heads, k_dim)
-        kv = k.unsqueeze(-1) * v.unsqueeze(-2)
-        o = torch.einsum("bhk,bhkv->bhv", r, state + m.bonus.unsqueeze(-1) * kv)
-        state = w.unsqueeze(-1) * state + kv
-        o = F.group_norm(o.reshape(batch, c), heads, m.group_norm.weight, m.group_norm.bias, m.group_norm.eps)
-        ys.append(m.o_proj(o * F.silu(m.g_proj(xg))))
-        previous = xt
+        for out, proj, z in ((r, m.r_proj, xr), (k, m.k_proj, xk), (v, m.v_proj, xv)):
+            out.append(proj(z).view(batch, heads, k_dim))
+        w.append(torch.exp(-torch.exp(m.decay + torch.tanh(xw @ m.decay_a) @ m.decay_b)).view(batch, heads, k_dim))
+        g.append(m.g_proj(xg))
+    o = [0.0] * length
+    state = torch.zeros(batch, heads, k_dim, k_dim, dtype=torch.float64)
+    for t in reversed(range(length)) if bidirectional else ():
+        o[t] = torch.einsum("bhk,bhkv->bhv", r[t], state)
+        state = w[t].unsqueeze(-1) * state + k[t].unsqueeze(-1) * v[t].unsqueeze(-2)
+    state = torch.zeros_like(state)
+    ys = []
+    for t in range(length):
+        kv = k[t].unsqueeze(-1) * v[t].unsqueeze(-2)
+        ot = o[t] + torch.einsum("bhk,bhkv->bhv", r[t], state + m.bonus.unsqueeze(-1) * kv)
+        state = w[t].unsqueeze(-1) * state + kv
+        ot = F.group_norm(ot.reshape(batch, c), heads, m.group_norm.weight, m.group_norm.bias, m.group_norm.eps)
+        ys.append(m.o_proj(ot * F.silu(g[t])))
     m.float()
     return torch.stack(ys, 1)
 
@@ -234,6 +245,96 @@ def test_against_float64_loop_from_the_paper(key, oracle):
         y, _ = mixer(x)
         y_ref = oracle(mixer, x)
     torch.testing.assert_close(y.double(), y_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_rwkv6_bidirectional_against_lions_two_loops():
+    mixer = make("rwkv6", bidirectional=True)
+    assert sum(p.numel() for p in mixer.parameters()) == rwkv6_count(D, **CONFIGS["rwkv6"])  # one set, both ways
+    x = torch.randn(2, 70, D)
+    with torch.no_grad():
+        y, state = mixer(x)
+        y_ref = rwkv6_oracle(mixer, x, bidirectional=True)
+    assert state is None
+    torch.testing.assert_close(y.double(), y_ref, rtol=1e-4, atol=1e-5)
+
+
+def wkv6_inputs(batch=2, length=11, heads=2, k_dim=3, v_dim=4, seed=0):
+    """Random float64 ``r, k, v, log w, u`` for ``wkv6``, leaves that require gradients."""
+    generator = torch.Generator().manual_seed(seed)
+    r, k, log_w = (torch.randn(batch, length, heads, k_dim, generator=generator, dtype=torch.float64) for _ in range(3))
+    v = torch.randn(batch, length, heads, v_dim, generator=generator, dtype=torch.float64)
+    bonus = torch.randn(heads, k_dim, generator=generator, dtype=torch.float64)
+    return [t.requires_grad_() for t in (r, k, v, -F.softplus(log_w), bonus)]
+
+
+def test_wkv6_bidirectional_is_the_causal_pass_plus_the_flipped_pass_without_a_second_bonus():
+    """LION's kernel: the flipped pass adds the later tokens; the current one enters once, through the bonus."""
+    r, k, v, log_w, bonus = wkv6_inputs()
+    both, state = wkv6(r, k, v, log_w, bonus, bidirectional=True)
+    causal, _ = wkv6(r, k, v, log_w, bonus)
+    flipped, _ = wkv6(*(t.flip(1) for t in (r, k, v, log_w)), torch.zeros_like(bonus))
+    assert state is None
+    torch.testing.assert_close(both, causal + flipped.flip(1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_wkv6_gradients_match_finite_differences(bidirectional):
+    inputs = wkv6_inputs(batch=1, length=6, heads=1, k_dim=2, v_dim=2)
+    assert torch.autograd.gradcheck(lambda *t: wkv6(*t, bidirectional=bidirectional)[0], inputs)
+
+
+def test_rwkv6_bidirectional_gradients_reach_every_parameter_and_refuse_states():
+    mixer = make("rwkv6", bidirectional=True)
+    x = torch.randn(2, 19, D, requires_grad=True)
+    mixer(x)[0].square().sum().backward()
+    for name, param in mixer.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
+    assert x.grad[:, 0].abs().sum() > 0  # the first token reaches later outputs through the forward scan
+    _, state = make("rwkv6")(x)
+    with pytest.raises(ValueError, match="bidirectional rwkv6 mixer runs over whole sequences"):
+        mixer(x, state)
+    with pytest.raises(ValueError, match="step"):
+        mixer.step(x[:, 0])
+    r, k, v, log_w, bonus = wkv6_inputs()
+    with pytest.raises(ValueError, match=r"bonus must be \[H, K\] = \[2, 3\]"):
+        wkv6(r, k, v, log_w, bonus[:, :2])
+    with pytest.raises(ValueError, match="initial_state"):
+        wkv6(r, k, v, log_w, bonus, torch.zeros(2, 2, 3, 4, dtype=torch.float64), bidirectional=True)
+
+
+def test_mlstm_reverse_is_the_causal_pass_over_the_flipped_sequence():
+    causal = make("mlstm").double()
+    reverse = build_mixer("mlstm", d_model=D, **CONFIGS["mlstm"], reverse=True).double()
+    reverse.load_state_dict(causal.state_dict())
+    x = torch.randn(2, 37, D, dtype=torch.float64)
+    y, state = reverse(x)
+    y_flipped, state_flipped = causal(x.flip(1))
+    torch.testing.assert_close(y, y_flipped.flip(1), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(state.recurrent, state_flipped.recurrent, rtol=1e-10, atol=1e-10)
+
+
+def test_mlstm_reverse_streams_from_the_last_step_and_hands_its_state_to_the_piece_before():
+    mixer = make("mlstm", reverse=True)
+    x = torch.randn(2, 41, D)
+    with torch.no_grad():
+        y, state = mixer(x)
+        y_steps, state_steps = run_steps(mixer, x.flip(1))
+        y_late, s_late = mixer(x[:, 30:])
+        y_early, s_early = mixer(x[:, :30], s_late)
+    torch.testing.assert_close(y_steps.flip(1), y, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.cat([y_early, y_late], 1), y, rtol=1e-4, atol=1e-5)
+    assert_states_close(state_steps, state)
+    assert_states_close(s_early, state)
+
+
+def test_mlstm_reverse_gradients_reach_every_parameter_and_the_last_input():
+    mixer = make("mlstm", reverse=True)
+    x = torch.randn(2, 19, D, requires_grad=True)
+    y, state = mixer(x)
+    (y[:, 0].square().sum() + state.recurrent.square().sum()).backward()
+    for name, param in mixer.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
+    assert x.grad[:, -1].abs().sum() > 0  # the first output reads the last input
 
 
 def test_retnet_depends_on_relative_positions_only():

@@ -1,12 +1,17 @@
 import pytest
 import torch
+from lrnn.core.mixers import MLSTM
 from lrnn.pointcloud.lion_layer import LIONLayer, LIONOperatorBlock
+from torch import nn
 
 SPATIAL_SHAPE = (4, 24, 30)  # (Z, Y, X)
 CHANNELS = 16
 OPERATORS = {
     "mamba": {"bidirectional": True, "d_state": 4},
     "retnet": {"num_heads": 2, "expand_v": 2.0},
+    "rwkv6": {"head_dim": 8, "mix_low_rank_dim": 4, "decay_low_rank_dim": 4},
+    "mlstm": {"num_heads": 2},
+    "gla": {"num_heads": 2},
 }
 
 
@@ -31,6 +36,9 @@ def make_layer(operator: str, shift: bool = True) -> LIONLayer:
 def test_shapes_and_gradients_reach_every_parameter(operator):
     coords, features = voxels([150, 90])
     layer = make_layer(operator)
+    with torch.no_grad():  # off the initial values, some zero (RWKV-6's LoRA A), which block their partners' grads
+        for parameter in layer.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
     features.requires_grad_()
     out = layer(features, coords, 2, SPATIAL_SHAPE)
     assert out.shape == features.shape and torch.isfinite(out).all()
@@ -56,6 +64,27 @@ def test_block_layouts_follow_lion():
     retnet = LIONOperatorBlock("retnet", CHANNELS, {"num_heads": 2})
     assert not mamba.norm_first and mamba.mlp is None
     assert retnet.norm_first and retnet.mlp[0].out_features == 4 * CHANNELS
+
+
+def test_lion_operator_defaults_scan_both_ways_and_yield_to_operator_cfg():
+    mamba = LIONOperatorBlock("mamba", CHANNELS, {"d_state": 4})
+    rwkv6 = LIONOperatorBlock("rwkv6", CHANNELS, OPERATORS["rwkv6"])
+    causal = LIONOperatorBlock("rwkv6", CHANNELS, {**OPERATORS["rwkv6"], "bidirectional": False})
+    assert mamba.mixer.bidirectional and rwkv6.mixer.bidirectional and not causal.mixer.bidirectional
+
+
+def test_mlstm_runs_lions_xlstm_pair_per_direction_forward_then_reversed():
+    layer = make_layer("mlstm").double()
+    for pair in layer.blocks:
+        assert isinstance(pair, nn.Sequential) and [type(block.mixer) for block in pair] == [MLSTM, MLSTM]
+        assert [block.mixer.reverse for block in pair] == [False, True]
+        assert pair[0].mixer.q_proj.weight is not pair[1].mixer.q_proj.weight
+    reverse_block = layer.blocks[0][1]
+    causal_twin = LIONOperatorBlock("mlstm", CHANNELS, OPERATORS["mlstm"]).double()
+    causal_twin.load_state_dict(reverse_block.state_dict())
+    x = torch.randn(3, 20, CHANNELS, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(reverse_block(x), causal_twin(x.flip(1)).flip(1))
 
 
 def test_checkpointed_block_gives_the_same_gradients():
