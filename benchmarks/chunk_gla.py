@@ -63,6 +63,14 @@ def ours(q, k, v, g):
     return chunk_gla(q, k, v, g)[0]
 
 
+def use_warps(num_warps: int) -> None:
+    """Run our chunk_gla kernels with ``num_warps`` (wraps ``launch_config``; kernel_sass.py shows the spills)."""
+    from lrnn.core.scan.gla import triton as face
+
+    default = face.launch_config
+    face.launch_config = lambda key_dim, value_dim: {**default(key_dim, value_dim), "num_warps": num_warps}
+
+
 def fla_op():
     """fla's ``chunk_gla`` as ``(q, k, v, g) -> o``, or None when fla does not import or run here."""
     try:
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lengths", type=int, nargs="+", default=LENGTHS, help="sequence lengths T")
     parser.add_argument("--no-sdpa", action="store_true", help="skip causal scaled_dot_product_attention")
     parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
+    parser.add_argument("--num-warps", type=int, default=None, help="our kernels' warps (default: launch_config's)")
     parser.add_argument("--profile", action="store_true", help="also list each kernel's time (first length only)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -92,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     import triton
 
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
+    if args.num_warps is not None:
+        use_warps(args.num_warps)
     device = torch.device("cuda")
     gpu = torch.cuda.get_device_name(device)
     peer = None if args.no_fla else fla_op()
@@ -100,7 +111,15 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "python": platform.python_version(),
-        "config": {"tokens": TOKENS, "heads": HEADS, "K": DIM, "V": DIM, "dtype": "bfloat16", "gate": "per_key"},
+        "config": {
+            "tokens": TOKENS,
+            "heads": HEADS,
+            "K": DIM,
+            "V": DIM,
+            "dtype": "bfloat16",
+            "gate": "per_key",
+            "num_warps": args.num_warps,
+        },
         "results": [],
     }
     for steps in args.lengths:

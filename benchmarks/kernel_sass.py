@@ -1,0 +1,167 @@
+"""Compile the scan kernels for the H100 (sm_90) without a GPU and report what their loops run.
+
+Triton compiles to a cubin on any machine (its bundled ``ptxas``); ``cuobjdump`` gives the registers, stack
+(spills) and shared memory per thread, and ``nvdisasm`` the SASS, whose backward branches mark the loops. For each
+loop the report gives its instruction count and the instructions that matter here: ``MUFU`` (exponentials and
+other special functions), ``SHFL`` (cross-lane exchange), ``LDG``/``STG`` (global memory), ``LDS``/``STS``/``BAR``
+(shared memory: layout conversions, dot operands), ``HMMA``/``HGMMA`` (tensor-core steps, warp or warpgroup).
+Kernels are compiled for bfloat16 inputs with their ``launch_config`` at the benchmarks' sizes. Counts are a
+proxy, not a timing: they show a kernel bound by instruction issue, or spilling registers, before any GPU run
+(benchmarks/NOTES.md).
+
+    python -m lrnn.benchmarks.kernel_sass                       # selective_scan and chunk_gla
+    python -m lrnn.benchmarks.kernel_sass --ops chunk_gla
+"""
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+COUNTED = ("MUFU", "SHFL", "LDG", "STG", "LDS", "STS", "BAR", "HMMA", "HGMMA")
+ADDRESS = re.compile(r"/\*([0-9a-f]{4,})\*/")
+OPCODE = re.compile(r"\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9]+)")
+
+
+def signature(kernel, constexprs: dict, pointers: dict[str, str], default_pointer: str) -> dict[str, str]:
+    """Triton's signature of ``kernel``: constexpr parameters (and absent pointers, given as None in
+    ``constexprs``) as "constexpr", pointers from ``pointers`` or ``default_pointer``, ``scale`` fp32, the rest
+    i32."""
+    types = {}
+    for param in kernel.params:
+        name = param.name
+        if param.is_constexpr or name in constexprs:
+            types[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            types[name] = pointers.get(name, default_pointer)
+        else:
+            types[name] = "fp32" if name == "scale" else "i32"
+    return types
+
+
+def _tool(name: str, *args: str) -> str:
+    return subprocess.run([os.path.join(TOOLS, name), *args], capture_output=True, text=True, check=True).stdout
+
+
+def loops(sass: str) -> list[dict]:
+    """The loops of a SASS listing, smallest first: instruction count and the ``COUNTED`` ones."""
+    label_address, pending, instructions = {}, None, []
+    for line in sass.splitlines():
+        label = re.match(r"\s*(\.L_x_\d+):", line)
+        if label:
+            pending = label.group(1)
+            continue
+        address = ADDRESS.search(line)
+        if address:
+            offset = int(address.group(1), 16)
+            if pending:
+                label_address[pending], pending = offset, None
+            instructions.append((offset, line))
+    found = []
+    for offset, line in instructions:
+        branch = re.search(r"BRA `\((\.L_x_\d+)\)", line)
+        if branch and label_address.get(branch.group(1), offset) < offset:
+            body = [text for at, text in instructions if label_address[branch.group(1)] <= at <= offset]
+            ops = collections.Counter(match.group(1) for text in body if (match := OPCODE.search(text)))
+            found.append({"instructions": len(body), **{name: ops[name] for name in COUNTED}})
+    return sorted(found, key=lambda loop: loop["instructions"])
+
+
+def compile_report(kernel, types: dict, constexprs: dict, num_warps: int) -> dict:
+    """Registers, stack bytes, shared bytes, total instructions and loops of ``kernel`` compiled for sm_90."""
+    compiled = triton.compile(
+        ASTSource(fn=kernel, signature=types, constexprs=constexprs),
+        target=GPUTarget("cuda", 90, 32),
+        options={"num_warps": num_warps},
+    )
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        usage = _tool("cuobjdump", "--dump-resource-usage", cubin.name)
+        sass = _tool("nvdisasm", cubin.name)
+    resources = dict(re.findall(r"(REG|STACK|SHARED):(\d+)", usage))
+    return {
+        "registers": int(resources["REG"]),
+        "stack": int(resources["STACK"]),
+        "shared": compiled.metadata.shared,
+        "instructions": sum(1 for line in sass.splitlines() if ADDRESS.search(line)),
+        "loops": loops(sass),
+    }
+
+
+def selective_scan_kernels() -> list[tuple]:
+    """``(name, kernel, constexprs, pointer types, num_warps)`` of the selective_scan kernels at N = 16, BD 32."""
+    from lrnn.core.scan.selective import triton as face
+
+    flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
+    pointers = {name: "*fp32" for name in ("a_ptr", "d_ptr", "bias_ptr", "ht_ptr", "hs_ptr", "da_ptr", "db_ptr",
+                                          "dc_ptr", "dd_ptr", "dbias_ptr", "dh0_ptr", "scratch_ptr")}  # fmt: skip
+    kernels = []
+    for direction, kernel, extra in (
+        ("fwd", face._selective_fwd_kernel, {"h0_ptr": None, "HAS_H0": False, "SAVE_STATES": True}),
+        ("bwd", face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+    ):
+        config = face.launch_config(768, 1, 16, direction)
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
+        kernels.append((f"selective {direction} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"]))
+    return kernels
+
+
+def chunk_gla_kernels() -> list[tuple]:
+    """The six chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, states and ``dg``)."""
+    from lrnn.core.scan.gla import triton as face
+
+    config = face.launch_config(128, 128)
+    tiles = {"BT": config["BT"], "BC": config["BC"], "BK": config["BK"], "BV": config["BV"]}
+    common = {"PER_KEY": True, "REVERSE": False, "PRECISION": "tf32"}
+    pointers = {name: "*fp32" for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr")}
+    pointers["g_ptr"] = "*bf16"
+    specs = [
+        ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], "REVERSE": False}),
+        ("fwd_h", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}),
+        ("fwd_o", face._fwd_o_kernel, {**tiles, **common}),
+        ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}),
+        ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}),
+        ("bwd_dqk", face._bwd_dqk_kernel, {**tiles, **common}),
+    ]
+    kernels = []
+    for name, kernel, constexprs in specs:
+        used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
+        kernels.append((f"chunk_gla {name}", kernel, used, pointers, config["num_warps"]))
+    return kernels
+
+
+OPS: dict[str, Callable[[], list[tuple]]] = {"selective_scan": selective_scan_kernels, "chunk_gla": chunk_gla_kernels}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="lrnn bench kernel_sass", description=__doc__.split("\n")[0])
+    parser.add_argument("--ops", nargs="+", choices=sorted(OPS), default=sorted(OPS))
+    parser.add_argument("--num-warps", type=int, default=None, help="override the launch configs' warps")
+    args = parser.parse_args(argv)
+    rows = []
+    header = f"{'kernel':>24} {'regs':>5} {'stack':>5} {'shared':>7} {'instr':>6}"
+    print(f"{header}  loops: instructions ({', '.join(COUNTED)})")
+    for op in args.ops:
+        for name, kernel, constexprs, pointers, num_warps in OPS[op]():
+            types = signature(kernel, constexprs, pointers, "*bf16")
+            report = compile_report(kernel, types, constexprs, args.num_warps or num_warps)
+            rows.append({"kernel": name, **report})
+            cells = [f"{loop['instructions']} ({' '.join(str(loop[c]) for c in COUNTED)})" for loop in report["loops"]]
+            print(
+                f"{name:>24} {report['registers']:>5} {report['stack']:>5} {report['shared']:>7} "
+                f"{report['instructions']:>6}  " + " | ".join(cells)
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    main()
