@@ -16,6 +16,7 @@ from lrnn.pointcloud.data import PointCloudDataModule
 from lrnn.pointcloud.detect import synthetic_scene
 from lrnn.pointcloud.kitti import read_calibration
 from lrnn.pointcloud.lit import LIONDetector
+from pointcloud_testing import SMALL_LION
 
 CLASSES = ["Car", "Pedestrian", "Cyclist"]
 RANGE = (0.0, -16.0, -3.0, 32.0, 16.0, 1.0)
@@ -35,17 +36,8 @@ def _one_thread(one_torch_thread):
 
 def small_detector() -> LIONDetector:
     torch.manual_seed(0)
-    model_cfg = {
-        "FEATURE_DIM": 16,
-        "OPERATOR": {"NAME": "mamba", "CFG": {"d_state": 4}},
-        "DEPTHS": [1, 1],
-        "WINDOW_SHAPE": [[8, 8, 8], [8, 8, 4]],
-        "GROUP_SIZE": [256, 256],
-        "OUTPUT_WINDOW_SHAPE": [8, 8, 2],
-        "OUTPUT_GROUP_SIZE": 128,
-    }
     return LIONDetector(
-        model_cfg,
+        SMALL_LION,
         CLASSES,
         RANGE,
         (0.4, 0.4, 0.5),

@@ -3,10 +3,10 @@ import math
 import lightning as L
 import pytest
 import torch
-from detector_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
 from lightning.pytorch.loggers import CSVLogger
 from lrnn.pointcloud.data import PointCloudDataModule, collate_scenes
 from lrnn.pointcloud.detect import synthetic_scene
+from pointcloud_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE, small_detector, train_steps
 
 
 def synthetic_batch(seeds=(0, 1)) -> dict:

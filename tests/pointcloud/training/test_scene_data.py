@@ -1,8 +1,8 @@
 import pytest
 import torch
-from detector_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE
 from lrnn.pointcloud.data import PointCloudDataModule, collate_scenes, crop_to_range, kitti_difficulty
 from lrnn.pointcloud.detect import bev_intersection_area
+from pointcloud_testing import CLASSES, KITTI_RANGE, KITTI_ROOT, SYNTHETIC_RANGE
 
 needs_kitti = pytest.mark.skipif(not (KITTI_ROOT / "velodyne").is_dir(), reason=f"no KITTI frames at {KITTI_ROOT}")
 

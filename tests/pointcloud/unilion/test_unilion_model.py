@@ -5,26 +5,18 @@ import torch
 from lrnn.pointcloud.detect import synthetic_scene
 from lrnn.pointcloud.kitti import read_frame
 from lrnn.pointcloud.unilion import PinholeCamera, UniLION, footprint_masks
+from pointcloud_testing import SMALL_LION
 
 KITTI = Path("../shared/data/kitti/training")
 needs_kitti = pytest.mark.skipif(not KITTI.is_dir(), reason=f"the shared KITTI frames are not at {KITTI}")
 RANGE = [0.0, -16.0, -3.0, 32.0, 16.0, 1.0]
 VOXEL = [0.4, 0.4, 0.5]
-MODEL_CFG = {
-    "FEATURE_DIM": 16,
-    "OPERATOR": {"NAME": "mamba", "CFG": {"d_state": 4}},
-    "DEPTHS": [1, 1],
-    "WINDOW_SHAPE": [[8, 8, 8], [8, 8, 4]],
-    "GROUP_SIZE": [256, 256],
-    "OUTPUT_WINDOW_SHAPE": [8, 8, 2],
-    "OUTPUT_GROUP_SIZE": 128,
-}
 
 
 def small_unilion(**options) -> UniLION:
     torch.manual_seed(0)
     return UniLION(
-        MODEL_CFG, 3, RANGE, VOXEL, camera_options={"backbone": "resnet10t", "depth_bins": 30}, bev_channels=(16, 16),
+        SMALL_LION, 3, RANGE, VOXEL, camera_options={"backbone": "resnet10t", "depth_bins": 30}, bev_channels=(16, 16),
         bev_layers=(0, 0), bev_upsample_channels=8, head_options={"shared_channels": 8}, seg_channels=8, **options,
     )  # fmt: skip
 
@@ -107,7 +99,7 @@ def test_footprint_masks_cover_the_box_top_view():
 
 
 def test_images_without_a_camera_branch_and_empty_inputs_are_errors():
-    model = UniLION(MODEL_CFG, 3, RANGE, VOXEL, camera_options=None, temporal=False, bev_channels=(8, 8))
+    model = UniLION(SMALL_LION, 3, RANGE, VOXEL, camera_options=None, temporal=False, bev_channels=(8, 8))
     points = [torch.rand(100, 4) * 10]
     with pytest.raises(ValueError, match="camera branch"):
         model(points, images=torch.rand(1, 3, 32, 96), cameras=[None])

@@ -2,17 +2,9 @@ import lightning as L
 import torch
 from lrnn.pointcloud.unilion.data import SyntheticClipDataModule, forward_camera, render_points
 from lrnn.pointcloud.unilion.lit import COMBINATIONS, UniLIONModule
+from pointcloud_testing import SMALL_LION
 
 RANGE = [0.0, -16.0, -3.0, 32.0, 16.0, 1.0]
-MODEL_CFG = {
-    "FEATURE_DIM": 16,
-    "OPERATOR": {"NAME": "mamba", "CFG": {"d_state": 4}},
-    "DEPTHS": [1, 1],
-    "WINDOW_SHAPE": [[8, 8, 8], [8, 8, 4]],
-    "GROUP_SIZE": [256, 256],
-    "OUTPUT_WINDOW_SHAPE": [8, 8, 2],
-    "OUTPUT_GROUP_SIZE": 128,
-}
 
 
 def test_rendered_image_shows_the_nearest_point_of_each_pixel():
@@ -32,7 +24,7 @@ def test_one_model_learns_and_is_scored_with_every_input_combination(tmp_path):
         batch_size=2,
     )  # fmt: skip
     model = UniLIONModule(
-        MODEL_CFG, ["Car", "Pedestrian", "Cyclist"], RANGE, [0.4, 0.4, 0.5],
+        SMALL_LION, ["Car", "Pedestrian", "Cyclist"], RANGE, [0.4, 0.4, 0.5],
         camera_options={"backbone": "resnet10t", "depth_bins": 30}, bev_channels=(16, 16), bev_layers=(0, 0),
         bev_upsample_channels=8, head_options={"shared_channels": 8}, seg_channels=8, lr=3e-3,
     )  # fmt: skip

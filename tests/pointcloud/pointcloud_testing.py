@@ -1,11 +1,12 @@
-"""Shared pieces of the detector-training tests: data paths and ranges, a small detector, a few training steps."""
+"""Shared pieces of the point-cloud tests (importable from any of them: pyproject sets pytest's pythonpath): data
+paths and ranges, the small LION configuration, a small detector, a few training steps."""
 
 from pathlib import Path
 
 import torch
 from lrnn.pointcloud.lit import LIONDetector
 
-KITTI_ROOT = Path(__file__).parents[3] / ".." / "shared" / "data" / "kitti" / "training"
+KITTI_ROOT = Path(__file__).parents[2] / ".." / "shared" / "data" / "kitti" / "training"
 CLASSES = ["Car", "Pedestrian", "Cyclist"]
 SYNTHETIC_RANGE = (0.0, -16.0, -3.0, 32.0, 16.0, 1.0)
 KITTI_RANGE = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)
