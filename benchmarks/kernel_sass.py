@@ -9,7 +9,7 @@ Kernels are compiled for bfloat16 inputs with their ``launch_config`` at the ben
 proxy, not a timing: they show a kernel bound by instruction issue, or spilling registers, before any GPU run
 (benchmarks/NOTES.md).
 
-    python -m lrnn.benchmarks.kernel_sass                       # selective_scan and chunk_gla
+    python -m lrnn.benchmarks.kernel_sass                       # every op
     python -m lrnn.benchmarks.kernel_sass --ops chunk_gla
 """
 
@@ -139,7 +139,30 @@ def chunk_gla_kernels() -> list[tuple]:
     return kernels
 
 
-OPS: dict[str, Callable[[], list[tuple]]] = {"selective_scan": selective_scan_kernels, "chunk_gla": chunk_gla_kernels}
+def linear_scan_kernels() -> list[tuple]:
+    """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README)."""
+    import torch
+    from lrnn.core.scan.linear import triton as face
+
+    flags = {"REVERSE": False, "IS_COMPLEX": False}
+    pointers = {name: "*fp32" for name in ("h0_ptr", "ht_ptr", "dh0_ptr", "dht_ptr")}
+    kernels = []
+    for direction, kernel, extra in (
+        ("fwd", face._linear_scan_fwd_kernel, {"HAS_H0": False, "STORE_HT": True, "h0_ptr": None}),
+        ("bwd", face._linear_scan_bwd_kernel, {"HAS_H0": False, "HAS_DHT": False, "h0_ptr": None, "dht_ptr": None}),
+    ):
+        config = face.launch_config(8, 4096, torch.bfloat16, direction)
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, **flags, **extra}
+        name = f"linear {direction} BT={config['BT']} BD={config['BD']}"
+        kernels.append((name, kernel, constexprs, pointers, config["num_warps"]))
+    return kernels
+
+
+OPS: dict[str, Callable[[], list[tuple]]] = {
+    "selective_scan": selective_scan_kernels,
+    "chunk_gla": chunk_gla_kernels,
+    "linear_scan": linear_scan_kernels,
+}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
