@@ -210,3 +210,59 @@ def test_custom_ops_pass_opcheck(device, full):
     torch.library.opcheck(
         selective_scan_bwd, (u, dt, A, B, C, D, z, dt_bias, full, checkpoints, grad_y, grad_final, full)
     )
+
+
+TIME_SPLIT_CASES = [  # (sizes B, T, D, G, N), options (skip, gate, bias), reverse, with_h0, pieces
+    ((2, 37, 6, 2, 4), (True, True, True), False, True, 4),  # T padded to 40, softplus padding
+    ((1, 37, 6, 1, 4), (False, False, False), True, False, 3),  # no softplus, no bias, reverse
+    ((2, 24, 4, 1, 16), (True, False, True), True, True, 3),  # no padding
+]
+
+
+@pytest.mark.parametrize("sizes,options,reverse,with_h0,pieces", TIME_SPLIT_CASES)
+def test_time_split_matches_one_pass(monkeypatch, device, sizes, options, reverse, with_h0, pieces):
+    """Inference cut into time pieces (time_split.py) gives the single scan's outputs and final state."""
+    from lrnn.core.scan.selective import time_split
+
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    skip, gate, bias = options
+    inputs = make_inputs(*sizes, skip=skip, gate=gate, bias=bias, with_h0=with_h0, dtype=torch.float32, seed=7)
+    if not bias and sizes[1] % pieces:  # a bias without softplus pads with -bias: cover it in the no-softplus case
+        inputs["dt_bias"] = 0.01 * torch.rand(sizes[2], generator=torch.Generator().manual_seed(2))
+    on_dev = {k: None if v is None else v.to(device) for k, v in inputs.items()}
+    on_dev["initial_state"] = None if not with_h0 else on_dev["initial_state"].float()
+    args = [on_dev[k].contiguous() if on_dev[k] is not None else None for k in NAMES[:-1]]
+    y, final = time_split.selective_scan_time_split(*args, bias, on_dev["initial_state"], reverse, pieces)
+    y_ref, final_ref = selective_scan_reference(
+        **{k: None if v is None else v.double() for k, v in inputs.items()},
+        dt_softplus=bias, output_final_state=True, reverse=reverse,
+    )  # fmt: skip
+    assert y.shape == y_ref.shape and final.shape == final_ref.shape
+    assert relative_error(y, y_ref) < 5e-5 and relative_error(final, final_ref) < 5e-5
+
+
+def test_inference_dispatch_cuts_long_narrow_scans(monkeypatch, device):
+    """Without gradients, few channels over many steps go through the time split (thresholds lowered here)."""
+    from lrnn.core.scan.selective import time_split
+
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    monkeypatch.setattr(time_split, "MIN_PIECE", 8)
+    assert time_split.pieces_for(batch=1, channels=4, steps=40, block_channels=4) == 5
+    assert time_split.pieces_for(batch=64, channels=4096, steps=4096, block_channels=32) == 1
+    calls = []
+    monkeypatch.setattr(time_split, "selective_scan_fwd", lambda *a: calls.append(a[0].shape) or _fused_fwd(*a))
+    inputs = make_inputs(1, 40, 4, 1, 4, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=9)
+    on_dev = {k: None if v is None else v.to(device) for k, v in inputs.items()}
+    with torch.no_grad():
+        y, final = selective_scan(**on_dev, dt_softplus=True, output_final_state=True)
+    assert calls == [torch.Size([5, 8, 4])] * 2  # both passes ran on 5 pieces of 8 steps
+    y_ref, final_ref = selective_scan_reference(
+        **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
+    )
+    assert relative_error(y, y_ref) < 5e-5 and relative_error(final, final_ref) < 5e-5
+
+
+def _fused_fwd(*args):
+    from lrnn.core.scan.selective.op import selective_scan_fwd
+
+    return selective_scan_fwd(*args)

@@ -8,6 +8,7 @@ from .composite import selective_scan_composite
 from .discretize import effective_dt, per_channel, readout
 from .op import selective_scan_fwd
 from .reference import selective_scan_reference
+from .time_split import pieces_for, selective_scan_time_split
 
 
 def _check_param(name: str, t: object, shape: tuple, device: torch.device) -> None:
@@ -42,6 +43,14 @@ def _check_inputs(u, dt, A, B, C, D, z, dt_bias) -> None:
     _check_param("C", C, B.shape, u.device)
     _check_param("D", D, (channels,), u.device)
     _check_param("dt_bias", dt_bias, (channels,), u.device)
+
+
+def _time_pieces(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> int:
+    """Time pieces for an inference call of the fused face (``time_split.py``); 1 keeps the single pass."""
+    from .triton import launch_config
+
+    batch, steps, channels = u.shape
+    return pieces_for(batch, channels, steps, launch_config(channels, B.shape[2], A.shape[1])["BD"])
 
 
 def selective_scan(
@@ -81,7 +90,8 @@ def selective_scan(
     composite face), other devices the composite one (gates discretised to ``[B, T, D, N]`` and one
     ``linear_scan``, which needs ``N`` times the memory of ``u``). ``LRNN_SCAN_BACKEND`` forces one
     (``reference`` is the sequential loop). The fused kernels are correct on the GPU but still far from their
-    memory floor at ``N = 16`` (benchmarks/NOTES.md).
+    memory floor at ``N = 16`` (benchmarks/NOTES.md). Without gradients, few sequences and channels over many steps
+    are cut into time pieces scanned side by side (``time_split.py``).
     """
     _check_inputs(u, dt, A, B, C, D, z, dt_bias)
     batch, _, channels = u.shape
@@ -96,7 +106,11 @@ def selective_scan(
         tensors = [None if t is None else t.contiguous() for t in (u, dt, A, B, C, D, z, dt_bias)]
         h0 = None if initial_state is None else initial_state.to(torch.float32).contiguous()
         save_states = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (*tensors, h0))
-        y, final_state, _ = selective_scan_fwd(*tensors, dt_softplus, h0, reverse, save_states)
+        pieces = 1 if save_states else _time_pieces(u, A, B)
+        if pieces > 1:
+            y, final_state = selective_scan_time_split(*tensors, dt_softplus, h0, reverse, pieces)
+        else:
+            y, final_state, _ = selective_scan_fwd(*tensors, dt_softplus, h0, reverse, save_states)
     else:
         y, final_state = selective_scan_composite(*args, reverse)
     return y, (final_state if output_final_state else None)
