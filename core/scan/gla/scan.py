@@ -161,6 +161,9 @@ def chunk_gla_step(
     ``[B, H]``, ``[H]`` or None, ``state [B, H, K, V]`` (zeros when None).
 
     Returns ``o_t [B, H, V]`` in ``q_t``'s dtype and the new state in float32 (float64 for float64 inputs).
+
+    On CUDA (the ``triton`` backend) the step is ``fused_recurrent_gla``'s kernel over one step, which reads and
+    writes the state once; elsewhere ``gla_step`` in PyTorch.
     """
     _check_qkv(q_t, k_t, v_t, "B, H")
     _check_gate("g_t", g_t, q_t)
@@ -170,5 +173,14 @@ def chunk_gla_step(
     if state is None:
         state = q_t.new_zeros(shape, dtype=acc)
     state = _check_initial_state("state", state, shape, q_t.device).to(acc)
-    o_t, state = gla_step(q_t, k_t, v_t, log_gate(g_t, q_t), state, _check_scale(scale, key_dim))
+    scale = _check_scale(scale, key_dim)
+    if scan_backend(q_t.device) == "triton" and q_t.dtype != torch.float64:
+        from .fused_recurrent import fused_recurrent_gla
+
+        g_seq = None if g_t is None or g_t.dim() == 1 else g_t.unsqueeze(1)  # a fixed [H] gate stays as it is
+        o, state = fused_recurrent_gla(
+            q_t[:, None], k_t[:, None], v_t[:, None], g_t if g_seq is None else g_seq, scale, state, True
+        )
+        return o[:, 0], state
+    o_t, state = gla_step(q_t, k_t, v_t, log_gate(g_t, q_t), state, scale)
     return o_t.to(q_t.dtype), state
