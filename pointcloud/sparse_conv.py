@@ -48,12 +48,21 @@ def _check_cpu_threads(x: SparseConvTensor) -> None:
         )
 
 
+def _in_autocast_dtype(x: SparseConvTensor) -> SparseConvTensor:
+    """``x`` with features in the autocast dtype when autocast is on: spconv (and spconv-triton) compute in
+    float16 under any autocast, so a bfloat16 region would otherwise receive float16 features."""
+    device = x.features.device.type
+    if not torch.is_autocast_enabled(device):
+        return x
+    return x.replace_feature(x.features.to(torch.get_autocast_dtype(device)))
+
+
 class SubMConv3d(spconv.SubMConv3d):
     """Submanifold 3D convolution: outputs only at the input's active sites (spconv's ``SubMConv3d``)."""
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         _check_cpu_threads(x)
-        return super().forward(x)
+        return _in_autocast_dtype(super().forward(x))
 
 
 class SparseConv3d(spconv.SparseConv3d):
@@ -61,7 +70,7 @@ class SparseConv3d(spconv.SparseConv3d):
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
         _check_cpu_threads(x)
-        return super().forward(x)
+        return _in_autocast_dtype(super().forward(x))
 
 
 def to_dense(x: SparseConvTensor) -> torch.Tensor:

@@ -119,7 +119,8 @@ class RetNet(Mixer):
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Rotate each pair ``(x_2i, x_2i+1)`` of ``x [..., K]`` by the angle whose ``cos, sin`` are ``[..., K/2]``."""
         even, odd = x.unflatten(-1, (-1, 2)).unbind(-1)
-        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+        rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+        return rotated.to(x.dtype)  # the float32 angles must not promote 16-bit q, k away from v's dtype
 
     def _output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``W_o(swish(W_g x) * GroupNorm_H(concat_h o))`` for ``o [..., H, V]`` and ``x [..., C]``."""

@@ -387,3 +387,12 @@ def test_bad_state_is_named(key):
 def test_bad_constructor_arguments(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_mixer(name, d_model=D, **kwargs)
+
+
+def test_retnet_under_autocast_keeps_one_dtype_for_q_k_v():
+    """The float32 rotary angles must not leave q and k in float32 while v is 16-bit (chunk_gla refuses that)."""
+    mixer = RetNet(32, num_heads=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mixer(torch.randn(2, 9, 32))
+    y = y[0] if isinstance(y, tuple) else y
+    assert y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()

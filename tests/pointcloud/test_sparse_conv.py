@@ -72,3 +72,13 @@ def test_cpu_convolution_refuses_more_than_one_thread():
             SubMConv3d(2, 2, 3)(SparseConvTensor(features, indices, list(SPATIAL_SHAPE), BATCH_SIZE))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_outputs_take_the_autocast_dtype():
+    """spconv computes in float16 under any autocast; the adapter hands a bfloat16 region bfloat16 features."""
+    from lrnn.pointcloud.sparse_conv import _in_autocast_dtype
+
+    x = SparseConvTensor(torch.randn(3, 4), torch.zeros(3, 4, dtype=torch.int32), [1, 1, 3], 1)
+    assert _in_autocast_dtype(x) is x
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _in_autocast_dtype(x).features.dtype == torch.bfloat16
