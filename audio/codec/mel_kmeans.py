@@ -132,10 +132,13 @@ class MelKMeansCodec(AudioCodec):
 
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
         log_mel = self.codes_to_log_mel(codes)
-        # A centred STFT of F * 320 samples has F + 1 frames: the last one repeats frame F.
-        log_mel = torch.cat([log_mel, log_mel[..., -1:]], dim=-1)
+        frames = codes.shape[-1]
+        # A centred STFT of F * 320 samples has F + 1 frames: the last one repeats frame F. Griffin-Lim's inverse
+        # STFT needs a signal longer than one window, so very short codes are decoded at that length and trimmed.
+        decoded_frames = max(frames, -(-self.config["n_fft"] // self.hop_length) + 1)
+        log_mel = torch.cat([log_mel, log_mel[..., -1:].expand(-1, -1, decoded_frames - frames + 1)], dim=-1)
         magnitude = self.inverse_mel(log_mel.exp()).clamp_min(0)
-        return torchaudio.functional.griffinlim(
+        wav = torchaudio.functional.griffinlim(
             magnitude,
             window=self.window,
             n_fft=self.config["n_fft"],
@@ -144,9 +147,10 @@ class MelKMeansCodec(AudioCodec):
             power=1.0,
             n_iter=self.config["griffin_lim_iters"],
             momentum=0.99,
-            length=codes.shape[-1] * self.hop_length,
+            length=decoded_frames * self.hop_length,
             rand_init=False,
         )
+        return wav[..., : frames * self.hop_length]
 
     def save(self, path: str | Path) -> None:
         """Write the codebooks ``[q, K, n_mels]`` and the settings to a safetensors file at ``path``."""

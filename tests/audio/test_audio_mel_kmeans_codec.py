@@ -104,3 +104,11 @@ def test_bad_inputs_are_rejected(fitted_codec):
         MelKMeansCodec().encode(torch.zeros(320))
     with pytest.raises(ValueError, match="give more audio"):
         MelKMeansCodec(codebook_size=1024).fit([torch.zeros(24000)])
+
+
+def test_codes_shorter_than_one_window_decode_to_their_length(fitted_codec):
+    """One or two frames (a very short generation) decode to 320 samples a frame instead of failing."""
+    for frames in (1, 2, 3):
+        codes = torch.zeros(fitted_codec.n_codebooks, frames, dtype=torch.long)
+        wav = fitted_codec.decode(codes)
+        assert wav.shape == (frames * 320,) and torch.isfinite(wav).all()
