@@ -3,6 +3,7 @@
 from .codec import AudioCodec, EncodecCodec, MelKMeansCodec, WavTokenizerCodec
 from .data import SpeechDataModule, collate_speech, read_transcript
 from .delay import apply_delay, lina_delay, lina_undelay, undo_delay
+from .espeak_corpus import write_espeak_corpus
 from .model import LinaSpeech, VoiceState
 from .special_tokens import BOS, EOS, N_SPECIAL, PAD
 from .text import VOCAB_SIZE, byte_tokens, phonemize, text_tokens, tokens_to_text
@@ -32,5 +33,6 @@ __all__ = [
     "text_tokens",
     "tokens_to_text",
     "undo_delay",
+    "write_espeak_corpus",
     "write_wav",
 ]
