@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from .backbone.contract import read_voxel_batch
 from .backbone.lion3d import _setting
 from .sparse_conv import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
@@ -108,13 +109,8 @@ class SECONDBackbone(nn.Module):
         return self.num_point_features * self.output_spatial_shape[0]
 
     def forward(self, batch_dict: dict[str, Any]) -> dict[str, Any]:
-        features, coords, batch_size = (batch_dict[key] for key in ("voxel_features", "voxel_coords", "batch_size"))
-        if features.ndim != 2 or features.shape[1] != self.input_channels or coords.shape != (len(features), 4):
-            raise ValueError(
-                f"voxel_features must be [N, {self.input_channels}] and voxel_coords [N, 4] (batch, z, y, x), got "
-                f"{tuple(features.shape)} and {tuple(coords.shape)}"
-            )
-        x = SparseConvTensor(features, coords.int(), self.sparse_shape, int(batch_size))
+        features, coords, batch_size = read_voxel_batch(batch_dict, self.input_channels)
+        x = SparseConvTensor(features, coords.int(), self.sparse_shape, batch_size)
         x_conv1 = self.conv1(self.conv_input(x))
         x_conv2 = self.conv2(x_conv1)
         x_conv3 = self.conv3(x_conv2)

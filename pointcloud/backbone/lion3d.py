@@ -30,6 +30,7 @@ from torch import nn
 
 from ..lion_layer import LIONLayer
 from ..sparse_conv import SparseConvTensor
+from .contract import read_voxel_batch
 from .lion_block import LIONBlock
 from .merge import VoxelMerging
 from .voxel_generation import check_diff_scale
@@ -141,13 +142,8 @@ class LION3DBackbone(nn.Module):
         return self.num_point_features * self.output_spatial_shape[0]
 
     def forward(self, batch_dict: dict[str, Any]) -> dict[str, Any]:
-        features, coords, batch_size = (batch_dict[key] for key in ("voxel_features", "voxel_coords", "batch_size"))
-        if features.ndim != 2 or features.shape[1] != self.input_channels or coords.shape != (len(features), 4):
-            raise ValueError(
-                f"voxel_features must be [N, {self.input_channels}] and voxel_coords [N, 4] (batch, z, y, x), got "
-                f"{tuple(features.shape)} and {tuple(coords.shape)}"
-            )
-        x = SparseConvTensor(self.input_projection(features), coords.int(), self.sparse_shape, int(batch_size))
+        features, coords, batch_size = read_voxel_batch(batch_dict, self.input_channels)
+        x = SparseConvTensor(self.input_projection(features), coords.int(), self.sparse_shape, batch_size)
         for stage, merge in zip(self.stages, self.stage_merges, strict=True):
             x, _ = merge(stage(x))
         x = x.replace_feature(self.output_layer(x.features, x.indices, x.batch_size, x.spatial_shape))
