@@ -44,6 +44,7 @@ LION_OPERATOR_CFG: dict[str, dict[str, Any]] = {  # operator -> LION's mixer set
     "mamba": {"bidirectional": True},
     "rwkv6": {"bidirectional": True},
 }
+LION_LAYER_SCALE: dict[str, float] = {"rwkv6": 1e-5}  # operator -> initial layer scale (Vision-RWKV's init_values)
 LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> blocks run in turn per direction
     "mlstm": ({}, {"reverse": True}),
 }
@@ -51,7 +52,8 @@ LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> b
 
 class LIONOperatorBlock(nn.Module):
     """A registry mixer with its own norm, residual and drop path: ``[G, L, C] -> [G, L, C]``; ``operator_cfg``
-    overrides LION's mixer settings (``LION_OPERATOR_CFG``)."""
+    overrides LION's mixer settings (``LION_OPERATOR_CFG``). With ``layer_scale`` (LION's RWKV blocks: 1e-5,
+    ``LION_LAYER_SCALE``), each residual branch is multiplied by a learned per-channel scale starting there."""
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class LIONOperatorBlock(nn.Module):
         norm_first: bool | None = None,
         mlp_ratio: float | None = None,
         use_checkpoint: bool = False,
+        layer_scale: float | None = None,
     ) -> None:
         super().__init__()
         default_norm_first, default_mlp_ratio = LION_BLOCK_LAYOUT.get(operator, (True, 0.0))
@@ -79,14 +82,22 @@ class LIONOperatorBlock(nn.Module):
             hidden = round(mlp_ratio * d_model)
             self.mlp_norm = nn.LayerNorm(d_model)
             self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model))
+        layer_scale = LION_LAYER_SCALE.get(operator) if layer_scale is None else layer_scale
+        self.mixer_scale = self.mlp_scale = None
+        if layer_scale is not None:
+            self.mixer_scale = nn.Parameter(torch.full((d_model,), float(layer_scale)))
+            if self.mlp is not None:
+                self.mlp_scale = nn.Parameter(torch.full((d_model,), float(layer_scale)))
+
+    @staticmethod
+    def _scaled(branch: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        return branch if scale is None else branch * scale
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.norm_first:
-            x = x + self.drop_path(self.mixer(self.norm(x))[0])
-        else:
-            x = x + self.drop_path(self.norm(self.mixer(x)[0]))
+        branch = self.norm(self.mixer(x)[0]) if not self.norm_first else self.mixer(self.norm(x))[0]
+        x = x + self.drop_path(self._scaled(branch, self.mixer_scale))
         if self.mlp is not None:
-            x = x + self.drop_path(self.mlp(self.mlp_norm(x)))
+            x = x + self.drop_path(self._scaled(self.mlp(self.mlp_norm(x)), self.mlp_scale))
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -105,3 +105,15 @@ def test_bad_arguments_raise():
     coords, features = voxels([10])
     with pytest.raises(ValueError, match=r"\[N, C\]"):
         make_layer("retnet")(features[:5], coords, 1, SPATIAL_SHAPE)
+
+
+def test_rwkv6_blocks_start_with_lions_layer_scale():
+    """LION's RWKV blocks scale each residual branch by a learned per-channel factor starting at 1e-5."""
+    torch.manual_seed(0)
+    block = LIONOperatorBlock("rwkv6", 16, {"head_dim": 8})
+    assert torch.equal(block.mixer_scale, torch.full((16,), 1e-5)) and block.mlp_scale is not None
+    x = torch.randn(2, 12, 16)
+    assert (block(x) - x).abs().max() < 1e-3  # both branches start near zero
+    plain = LIONOperatorBlock("retnet", 16, {"num_heads": 2})
+    assert plain.mixer_scale is None and plain.mlp_scale is None
+    assert LIONOperatorBlock("retnet", 16, {"num_heads": 2}, layer_scale=0.5).mixer_scale[0] == 0.5
