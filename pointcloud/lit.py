@@ -187,7 +187,6 @@ class LIONDetector(L.LightningModule):
     def _log_average_precision(self, split: str) -> None:
         metric = self.average_precision[split]
         per_class = metric.compute().reshape(-1)  # torchmetrics squeezes a one-class result to a scalar
-        metric.reset()
         known = ~per_class.isnan()
         for name, value in zip(self.class_names, per_class.tolist(), strict=True):
             if not math.isnan(value):
@@ -200,7 +199,6 @@ class LIONDetector(L.LightningModule):
             return
         metric = self.kitti_average_precision[split]
         results = metric.compute()  # {"Car/3d/moderate": AP, ...}, NaN without counted ground truth
-        metric.reset()
         for metric_name in METRICS:
             for level in DIFFICULTIES:
                 known = []
@@ -211,6 +209,19 @@ class LIONDetector(L.LightningModule):
                         known.append(value)
                 if known:
                     self.log(f"{split}/kitti/mAP_{metric_name}_{level}", sum(known) / len(known))
+
+    def _reset_metrics(self, split: str) -> None:
+        """Fresh metric states, made under the loop's own grad mode (``trainer.validate`` runs in inference mode,
+        the validation inside ``fit`` does not, and states made in one cannot be updated in the other)."""
+        self.average_precision[split].reset()
+        if self.kitti_average_precision is not None:
+            self.kitti_average_precision[split].reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_metrics("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_average_precision("val")

@@ -112,6 +112,7 @@ def test_fit_and_test_log_the_average_precision_and_draw_bev_png(tmp_path):
         enable_model_summary=False,
     )
     detector = small_detector()
+    trainer.validate(detector, datamodule=data)  # metric states made in inference mode, then updated in fit
     trainer.fit(detector, datamodule=data)
     (metrics,) = trainer.test(detector, datamodule=data)
     assert math.isfinite(metrics["test/loss"]) and 0 <= metrics["test/bev_map"] <= 1
