@@ -40,6 +40,9 @@ class LrnnCLI(LightningCLI):
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
+            # validation and test under no_grad rather than inference mode: torchmetrics states reset in inference
+            # mode (trainer.validate) cannot be updated in place by the validation inside a later fit
+            trainer_defaults={"inference_mode": False},
             parser_kwargs={"prog": prog, "description": DESCRIPTION},
             args=args,
             run=run,

@@ -117,3 +117,23 @@ def test_ddp_two_cpu_ranks_end_with_identical_weights(tmp_path):
     assert first.keys() == second.keys() and any(key.endswith("mixer.B") for key in first)
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_validate_before_fit_in_one_process(tmp_path):
+    """Recipes validate and test under no_grad, not inference mode: metric states that trainer.validate resets must
+    stay updatable by the validation inside a later fit (they were not: "Inplace update to inference tensor")."""
+    import warnings
+
+    from lrnn.cli import LrnnCLI
+
+    overrides = [
+        "--trainer.max_epochs=1", "--trainer.max_steps=-1", "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1", "--trainer.num_sanity_val_steps=0", "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
+    ]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        cli = LrnnCLI(args=["--config", str(recipe_path("demo/forecast.yaml")), *overrides], run=False)
+    cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.current_epoch == 1
