@@ -48,3 +48,18 @@ def train_steps(detector: LIONDetector, batch: dict, steps: int, lr: float = 3e-
         optimizer.step()
         losses.append(loss.item())
     return losses
+
+
+def random_voxels(
+    counts: list[int], spatial_shape: tuple[int, int, int], channels: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique ``coords [N, 4]`` int32 (batch, z, y, x) on the grid ``spatial_shape (Z, Y, X)``, ``counts[b]`` in
+    sample ``b``, and features ``[N, channels]``."""
+    generator = torch.Generator().manual_seed(seed)
+    z, y, x = spatial_shape
+    rows = []
+    for b, n in enumerate(counts):
+        flat = torch.randperm(z * y * x, generator=generator)[:n]
+        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
+    coords = torch.cat(rows).int()
+    return coords, torch.randn(len(coords), channels, generator=generator)

@@ -2,6 +2,7 @@ import pytest
 import torch
 from lrnn.core.mixers import MLSTM
 from lrnn.pointcloud.lion_layer import LIONLayer, LIONOperatorBlock
+from pointcloud_testing import random_voxels
 from torch import nn
 
 SPATIAL_SHAPE = (4, 24, 30)  # (Z, Y, X)
@@ -17,14 +18,7 @@ OPERATORS = {
 
 def voxels(counts: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Unique ``coords [N, 4]`` (batch, z, y, x), ``counts[b]`` in sample ``b``, and features ``[N, CHANNELS]``."""
-    generator = torch.Generator().manual_seed(seed)
-    z, y, x = SPATIAL_SHAPE
-    rows = []
-    for b, n in enumerate(counts):
-        flat = torch.randperm(z * y * x, generator=generator)[:n]
-        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
-    coords = torch.cat(rows).int()
-    return coords, torch.randn(len(coords), CHANNELS, generator=generator)
+    return random_voxels(counts, SPATIAL_SHAPE, CHANNELS, seed)
 
 
 def make_layer(operator: str, shift: bool = True) -> LIONLayer:

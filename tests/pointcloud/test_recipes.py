@@ -9,6 +9,7 @@ from lrnn.configs import list_recipes, recipe_path
 from lrnn.core.mixers import GLA, MLSTM, RWKV6, Mamba, RetNet
 from lrnn.pointcloud.backbone import LION3DBackbone
 from lrnn.pointcloud.lion_layer import LIONOperatorBlock
+from pointcloud_testing import random_voxels
 
 from lrnn.cli import LrnnCLI
 
@@ -57,18 +58,6 @@ def test_recipe_parses_and_builds_its_model(recipe, tmp_path, monkeypatch):
         assert all(block.drop_path.drop_prob == 0.2 and block.mlp is not None for block in blocks)
 
 
-def voxels(counts: list[int], channels: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unique ``coords [N, 4]`` (batch, z, y, x) on ``SPATIAL_SHAPE``, ``counts[b]`` in sample ``b``, and features."""
-    generator = torch.Generator().manual_seed(0)
-    z, y, x = SPATIAL_SHAPE
-    rows = []
-    for b, n in enumerate(counts):
-        flat = torch.randperm(z * y * x, generator=generator)[:n]
-        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
-    coords = torch.cat(rows).int()
-    return coords, torch.randn(len(coords), channels, generator=generator)
-
-
 @pytest.mark.parametrize("operator", sorted(OPERATORS))
 def test_lion_backbone_runs_forward_and_backward_with_every_operator(operator):
     mixer_class, cfg = OPERATORS[operator]
@@ -84,7 +73,7 @@ def test_lion_backbone_runs_forward_and_backward_with_every_operator(operator):
     torch.manual_seed(0)
     backbone = LION3DBackbone(model_cfg, 4, SPATIAL_SHAPE[::-1])
     assert {type(module) for module in backbone.modules()} >= {mixer_class}
-    coords, features = voxels([250, 150])
+    coords, features = random_voxels([250, 150], SPATIAL_SHAPE, 4)
     features.requires_grad_()
     encoded = backbone({"voxel_features": features, "voxel_coords": coords, "batch_size": 2})["encoded_spconv_tensor"]
     assert encoded.features.shape[1] == 16 and torch.isfinite(encoded.features).all()

@@ -8,6 +8,7 @@ import pytest
 import torch
 from lrnn.pointcloud.second_backbone import SECONDBackbone
 from lrnn.pointcloud.sparse_conv import SparseConvTensor
+from pointcloud_testing import random_voxels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -24,14 +25,9 @@ DOWN = [(3, 2, (1, 1, 1)), (3, 2, (1, 1, 1)), (3, 2, (0, 1, 1))]  # (kernel, str
 @pytest.fixture
 def batch():
     """Two samples of 1,800 and 1,200 voxels with 5 features (Waymo's x, y, z, intensity, elongation)."""
-    generator = torch.Generator().manual_seed(0)
     x, y, z = GRID_SIZE
-    rows = []
-    for b, n in enumerate([1800, 1200]):
-        flat = torch.randperm(z * y * x, generator=generator)[:n]
-        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
-    coords = torch.cat(rows).int()
-    return {"voxel_features": torch.randn(len(coords), 5, generator=generator), "voxel_coords": coords, "batch_size": 2}
+    coords, features = random_voxels([1800, 1200], (z, y, x), 5)
+    return {"voxel_features": features, "voxel_coords": coords, "batch_size": 2}
 
 
 def strided_sites(sites: set, shape: list[int], kernel, stride, padding) -> set:

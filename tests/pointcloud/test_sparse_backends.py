@@ -38,14 +38,10 @@ def backend(module: str):
 def random_voxel_batch(counts: list[int], grid: tuple[int, int, int], channels: int, seed: int = 0) -> dict:
     """OpenPCDet's batch dict on the CPU: unique ``voxel_coords [N, 4]`` int32 (batch, z, y, x) on ``grid (X, Y, Z)``,
     ``counts[b]`` in sample ``b``, ``voxel_features [N, channels]`` and ``batch_size``."""
-    generator = torch.Generator().manual_seed(seed)
+    from pointcloud_testing import random_voxels  # imports lrnn.pointcloud: only where a backend is there
+
     x, y, z = grid
-    rows = []
-    for b, n in enumerate(counts):
-        flat = torch.randperm(z * y * x, generator=generator)[:n]
-        rows.append(torch.stack([torch.full_like(flat, b), flat // (y * x), flat // x % y, flat % x], dim=1))
-    coords = torch.cat(rows).int()
-    features = torch.randn(len(coords), channels, generator=generator)
+    coords, features = random_voxels(counts, (z, y, x), channels, seed)
     return {"voxel_features": features, "voxel_coords": coords, "batch_size": len(counts)}
 
 
