@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..metrics import reset_metrics
 from .backbone import LION3DBackbone, height_compression
 from .bev_backbone import BEVBackbone
 from .detect import BEVAveragePrecision, CenterHead, KittiAP
@@ -210,18 +211,11 @@ class LIONDetector(L.LightningModule):
                 if known:
                     self.log(f"{split}/kitti/mAP_{metric_name}_{level}", sum(known) / len(known))
 
-    def _reset_metrics(self, split: str) -> None:
-        """Fresh metric states, made under the loop's own grad mode (``trainer.validate`` runs in inference mode,
-        the validation inside ``fit`` does not, and states made in one cannot be updated in the other)."""
-        self.average_precision[split].reset()
-        if self.kitti_average_precision is not None:
-            self.kitti_average_precision[split].reset()
-
     def on_validation_epoch_start(self) -> None:
-        self._reset_metrics("val")
+        reset_metrics(self)
 
     def on_test_epoch_start(self) -> None:
-        self._reset_metrics("test")
+        reset_metrics(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_average_precision("val")

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torchmetrics.classification import MultilabelJaccardIndex
 
+from ...metrics import reset_metrics
 from ...schedules import warmup_cosine
 from ..detect import BEVAveragePrecision
 from .model import UniLION
@@ -145,18 +146,11 @@ class UniLIONModule(L.LightningModule):
             iou = self.segmentation_iou[key].compute()
             self.log(f"{split}/{combo}/seg_iou", iou.mean(), prog_bar=combo == "LCT")
 
-    def _reset_metrics(self, split: str) -> None:
-        """Fresh metric states, made under the loop's own grad mode (``trainer.validate`` runs in inference mode,
-        the validation inside ``fit`` does not, and states made in one cannot be updated in the other)."""
-        for combo in COMBINATIONS:
-            self.average_precision[f"{split}_{combo}"].reset()
-            self.segmentation_iou[f"{split}_{combo}"].reset()
-
     def on_validation_epoch_start(self) -> None:
-        self._reset_metrics("val")
+        reset_metrics(self)
 
     def on_test_epoch_start(self) -> None:
-        self._reset_metrics("test")
+        reset_metrics(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
