@@ -13,12 +13,11 @@ causal SDPA ``2 T (K + V) / 2`` per token and head forward, 3.5 times that forwa
 
 import argparse
 import os
-import platform
 from pathlib import Path
 
 import torch
 
-from .scan import kernel_times, median_ms, write_report
+from .scan import environment, kernel_times, median_ms, write_report
 
 TOKENS, HEADS, DIM, CHUNK = 32768, 16, 128, 64
 LENGTHS = [2048, 4096, 8192, 16384, 32768]
@@ -98,19 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench chunk_gla needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
-    import triton
 
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
     if args.num_warps is not None:
         use_warps(args.num_warps)
     device = torch.device("cuda")
-    gpu = torch.cuda.get_device_name(device)
     peer = None if args.no_fla else fla_op()
     report = {
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "python": platform.python_version(),
+        **environment(device),
         "config": {
             "tokens": TOKENS,
             "heads": HEADS,

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import median_ms, write_report
+from .scan import environment, median_ms, write_report
 
 OPERATORS = ["mamba", "retnet", "rwkv6", "mlstm", "gla"]
 RECIPES = {"mamba", "retnet", "rwkv6"}  # operators with a configs/pointcloud/lion_<operator>_kitti.yaml
@@ -236,14 +236,11 @@ def main(argv: list[str] | None = None) -> dict:
             "run it through benchmarks/gpu_run.sh on the GPU machine)"
         )
     import spconv_triton
-    import triton
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     device = torch.device("cuda")
     report = {
-        "gpu": torch.cuda.get_device_name(device),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
+        **environment(device),
         "spconv_triton": spconv_triton.__version__,
         "voxels": args.voxels,
         "grid_xyz": list(GRID),

@@ -55,6 +55,18 @@ def kernel_times(fn, repeats: int = 10) -> list[dict]:
     return sorted(rows, key=lambda row: -row["ms"])
 
 
+def environment(device: torch.device) -> dict[str, str]:
+    """The GPU's name and the torch, Triton and Python versions: the head of every GPU benchmark's report."""
+    import triton
+
+    return {
+        "gpu": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def copy_bandwidth(device: torch.device) -> float:
     """Device-to-device copy bandwidth in bytes/s, counting bytes read plus bytes written (2 GiB buffers)."""
     src = torch.randn(2**29, device=device)
@@ -159,21 +171,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench scan needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
-    import triton
 
     device = torch.device("cuda")
-    gpu = torch.cuda.get_device_name(device)
     bandwidth = copy_bandwidth(device)
     report = {
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "python": platform.python_version(),
+        **environment(device),
         "copy_bandwidth_TBps": bandwidth / 1e12,
         "results": [],
         "sweep": [],
     }
-    print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s (read + write)")
+    print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s (read + write)")
     for shape, dtype in SHAPES:
         if args.dtype and str(dtype) != f"torch.{args.dtype}":
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, kernel_times, median_ms, write_report
+from .scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
 
 SHAPES = {  # name: (B, T, D, G, N)
     "vim_s": (5120, 197, 768, 1, 16),
@@ -125,14 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
-    import triton
 
     device = torch.device("cuda")
-    gpu = torch.cuda.get_device_name(device)
     bandwidth = copy_bandwidth(device)
-    report = {"gpu": gpu, "torch": torch.__version__, "triton": triton.__version__, "results": []}
-    report["copy_bandwidth_TBps"] = bandwidth / 1e12
-    print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
+    report = {**environment(device), "results": [], "copy_bandwidth_TBps": bandwidth / 1e12}
+    print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
     if args.sweep:
         report["sweep"] = sweep(device)
         write_report(report, "selective_scan_sweep", args.out)

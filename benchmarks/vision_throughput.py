@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import median_ms, write_report
+from .scan import environment, median_ms, write_report
 
 MODELS = ["vim_tiny_patch16_224", "vim_small_patch16_224", "vmamba_tiny_s1l8", "deit_tiny_patch16_224", "mambaout_tiny"]
 SETTINGS = {"224": (224, 128), "1024": (1024, 8)}  # name: (image side, batch)
@@ -50,22 +50,18 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("lrnn bench vision_throughput needs a CUDA GPU (it measures GPU inference throughput)")
     import lrnn.vision  # noqa: F401  (registers vim_* and vmamba_* with timm)
     import timm
-    import triton
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = True
     device = torch.device("cuda")
-    gpu = torch.cuda.get_device_name(device)
     report = {
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "triton": triton.__version__,
+        **environment(device),
         "timm": timm.__version__,
         "tf32": args.tf32,
         "scan_backend": os.environ.get("LRNN_SCAN_BACKEND", "default (triton on CUDA)"),
         "results": [],
     }
-    print(f"{gpu}\n{'model':>24} {'px':>5} {'batch':>5} {'dtype':>5} {'img/s':>10}")
+    print(f"{report['gpu']}\n{'model':>24} {'px':>5} {'batch':>5} {'dtype':>5} {'img/s':>10}")
     for setting in args.settings:
         side, batch = SETTINGS[setting]
         for name in args.models:

@@ -14,12 +14,11 @@ alone. Results go to ``benchmarks/results/window_gather_<gpu>.json``.
 
 import argparse
 import os
-import platform
 from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, median_ms, write_report
+from .scan import copy_bandwidth, environment, median_ms, write_report
 
 COUNTS = (39000, 37000, 38000, 36000)  # voxels per sample, 150,000 in all
 SPATIAL_SHAPE, WINDOW, GROUP_SIZE, CHANNELS = (32, 468, 468), (13, 13, 32), 4096, 128
@@ -78,19 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
             "lrnn bench window_gather needs a CUDA GPU: it times the Triton kernels against torch indexing on the "
             "device (on the CPU the kernels run only under the interpreter, too slowly to time)"
         )
-    import triton
     from lrnn.kernels.window_gather import window_gather, window_scatter
 
     device = torch.device("cuda")
-    gpu = torch.cuda.get_device_name(device)
     bandwidth = copy_bandwidth(device)
     groups = lion_groups(device)
     voxels, slots = len(groups.slot_of_voxel), len(groups.voxel_at_slot)
     report = {
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "python": platform.python_version(),
+        **environment(device),
         "copy_bandwidth_TBps": bandwidth / 1e12,
         "voxels": voxels,
         "slots": slots,
@@ -102,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "results": [],
     }
-    print(f"{gpu}: device-to-device copy {bandwidth / 1e12:.2f} TB/s; {voxels} voxels in {slots} slots")
+    print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s; {voxels} voxels in {slots} slots")
     print(f"{'op':>8} {'dtype':>9} {'face':>7} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7}")
     gen = torch.Generator(device=device).manual_seed(1)
     for dtype in DTYPES:
