@@ -20,6 +20,7 @@ import re
 import subprocess
 import tempfile
 from collections.abc import Callable
+from typing import NamedTuple
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -75,13 +76,26 @@ def loops(sass: str) -> list[dict]:
     return sorted(found, key=lambda loop: loop["instructions"])
 
 
-def compile_report(kernel, types: dict, constexprs: dict, num_warps: int) -> dict:
-    """Registers, stack bytes, shared bytes, total instructions and loops of ``kernel`` compiled for sm_90."""
-    compiled = triton.compile(
-        ASTSource(fn=kernel, signature=types, constexprs=constexprs),
+def compile_for_sm90(kernel, types: dict, constexprs: dict, num_warps: int, divisible: tuple[str, ...] = ()):
+    """``kernel`` compiled for the H100 as a launch there would: every pointer 16-byte aligned (torch's
+    allocations are) and the integer parameters named in ``divisible`` multiples of 16 (Triton specialises on both,
+    and some bugs appear only then)."""
+    aligned = [["tt.divisibility", 16]]
+    attrs = {
+        (index,): aligned
+        for index, name in enumerate(kernel.arg_names)
+        if types.get(name, "").startswith("*") or name in divisible
+    }
+    return triton.compile(
+        ASTSource(fn=kernel, signature=types, constexprs=constexprs, attrs=attrs),
         target=GPUTarget("cuda", 90, 32),
         options={"num_warps": num_warps},
     )
+
+
+def compile_report(kernel, types: dict, constexprs: dict, num_warps: int, divisible: tuple[str, ...] = ()) -> dict:
+    """Registers, stack bytes, shared bytes, total instructions and loops of ``kernel`` compiled for sm_90."""
+    compiled = compile_for_sm90(kernel, types, constexprs, num_warps, divisible)
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -97,8 +111,20 @@ def compile_report(kernel, types: dict, constexprs: dict, num_warps: int) -> dic
     }
 
 
-def selective_scan_kernels() -> list[tuple]:
-    """``(name, kernel, constexprs, pointer types, num_warps)`` of the selective_scan kernels at N = 16, BD 32."""
+class KernelSpec(NamedTuple):
+    """One kernel to compile: its report name, the ``@triton.jit`` function, its constexpr values, the pointer
+    types that are not ``*bf16``, its warps, and the integer parameters that are multiples of 16 at this size."""
+
+    name: str
+    kernel: object
+    constexprs: dict
+    pointers: dict
+    num_warps: int
+    divisible: tuple[str, ...] = ()
+
+
+def selective_scan_kernels() -> list[KernelSpec]:
+    """The selective_scan kernels at N = 16, BD 32."""
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
@@ -111,11 +137,13 @@ def selective_scan_kernels() -> list[tuple]:
     ):
         config = face.launch_config(768, 1, 16, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
-        kernels.append((f"selective {direction} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"]))
+        kernels.append(
+            KernelSpec(f"selective {direction} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"])
+        )
     return kernels
 
 
-def chunk_gla_kernels() -> list[tuple]:
+def chunk_gla_kernels() -> list[KernelSpec]:
     """The six chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, states and ``dg``)."""
     from lrnn.core.scan.gla import triton as face
 
@@ -135,11 +163,11 @@ def chunk_gla_kernels() -> list[tuple]:
     kernels = []
     for name, kernel, constexprs in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        kernels.append((f"chunk_gla {name}", kernel, used, pointers, config["num_warps"]))
+        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, pointers, config["num_warps"]))
     return kernels
 
 
-def linear_scan_kernels() -> list[tuple]:
+def linear_scan_kernels() -> list[KernelSpec]:
     """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README)."""
     import torch
     from lrnn.core.scan.linear import triton as face
@@ -154,14 +182,39 @@ def linear_scan_kernels() -> list[tuple]:
         config = face.launch_config(8, 4096, torch.bfloat16, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, **flags, **extra}
         name = f"linear {direction} BT={config['BT']} BD={config['BD']}"
-        kernels.append((name, kernel, constexprs, pointers, config["num_warps"]))
+        kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"]))
     return kernels
 
 
-OPS: dict[str, Callable[[], list[tuple]]] = {
+def window_gather_kernels(channels: int = 128, dtype: str = "bf16") -> list[KernelSpec]:
+    """The row gather and its segment-sum backward at ``channels`` (LION's 128 by default), int64 indices."""
+    import triton.language as tl
+    from lrnn.kernels.window_gather import triton as face
+
+    config = face.launch_config(channels)
+    tiles = {"BR": config["BR"], "BC": config["BC"]}
+    pointers = {"grad_ptr": f"*{dtype}", "src_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "index_ptr": "*i64",
+                "order_ptr": "*i64", "offsets_ptr": "*i64"}  # fmt: skip
+    divisible = ("C",) if channels % 16 == 0 else ()
+    accumulate = tl.float64 if dtype == "fp64" else tl.float32
+    return [
+        KernelSpec("window gather", face._gather_rows_kernel, tiles, pointers, config["num_warps"], divisible),
+        KernelSpec(
+            "window segment sum",
+            face._segment_sum_kernel,
+            {**tiles, "ACC": accumulate},
+            pointers,
+            config["num_warps"],
+            divisible,
+        ),  # fmt: skip
+    ]
+
+
+OPS: dict[str, Callable[[], list[KernelSpec]]] = {
     "selective_scan": selective_scan_kernels,
     "chunk_gla": chunk_gla_kernels,
     "linear_scan": linear_scan_kernels,
+    "window_gather": window_gather_kernels,
 }
 
 
@@ -174,13 +227,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     header = f"{'kernel':>24} {'regs':>5} {'stack':>5} {'shared':>7} {'instr':>6}"
     print(f"{header}  loops: instructions ({', '.join(COUNTED)})")
     for op in args.ops:
-        for name, kernel, constexprs, pointers, num_warps in OPS[op]():
-            types = signature(kernel, constexprs, pointers, "*bf16")
-            report = compile_report(kernel, types, constexprs, args.num_warps or num_warps)
-            rows.append({"kernel": name, **report})
+        for spec in OPS[op]():
+            types = signature(spec.kernel, spec.constexprs, spec.pointers, "*bf16")
+            report = compile_report(
+                spec.kernel, types, spec.constexprs, args.num_warps or spec.num_warps, spec.divisible
+            )
+            rows.append({"kernel": spec.name, **report})
             cells = [f"{loop['instructions']} ({' '.join(str(loop[c]) for c in COUNTED)})" for loop in report["loops"]]
             print(
-                f"{name:>24} {report['registers']:>5} {report['stack']:>5} {report['shared']:>7} "
+                f"{spec.name:>24} {report['registers']:>5} {report['stack']:>5} {report['shared']:>7} "
                 f"{report['instructions']:>6}  " + " | ".join(cells)
             )
     return rows

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, environment, median_ms, write_report
+from .scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
 
 COUNTS = (39000, 37000, 38000, 36000)  # voxels per sample, 150,000 in all
 SPATIAL_SHAPE, WINDOW, GROUP_SIZE, CHANNELS = (32, 468, 468), (13, 13, 32), 4096, 128
@@ -68,9 +68,26 @@ def sort_ms(index: torch.Tensor, num_rows: int) -> float:
     return median_ms(lambda: torch.searchsorted(torch.sort(index, stable=True)[0], rows))
 
 
+def profile_gather(index: torch.Tensor, voxels: int) -> list[dict]:
+    """The kernels of one bfloat16 ``window_gather`` forward+backward through the Triton face, printed."""
+    from lrnn.kernels.window_gather import window_gather
+
+    features = torch.randn(voxels, CHANNELS, device=index.device, dtype=torch.bfloat16, requires_grad=True)
+    grad = torch.randn(len(index), CHANNELS, device=index.device, dtype=torch.bfloat16)
+    os.environ["LRNN_KERNEL_BACKEND"] = "triton"
+    try:
+        rows = kernel_times(lambda: torch.autograd.grad(window_gather(features, index), features, grad))
+    finally:
+        del os.environ["LRNN_KERNEL_BACKEND"]
+    for row in rows:
+        print(f"{row['ms']:10.3f}  x{row['calls']:<4g} {row['kernel'][:100]}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench window_gather", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    parser.add_argument("--profile", action="store_true", help="also list the kernels of the Triton gather's fwd+bwd")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit(
@@ -116,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
                     report["results"].append(row)
                     print(f"{name:>8} {row['dtype']:>9} {face:>7} {mode:>8} {ms:8.3f} {floor_ms:8.3f} "
                           f"{100 * floor_ms / ms:6.1f}%")  # fmt: skip
+    if args.profile:
+        report["profile"] = profile_gather(groups.voxel_at_slot, voxels)
     sorts = report["index_sort_ms"]
     print(f"index sort + offsets alone: gather {sorts['gather']:.3f} ms, scatter {sorts['scatter']:.3f} ms")
     write_report(report, "window_gather", args.out)

@@ -48,21 +48,22 @@ def _gather_rows_kernel(src_ptr, index_ptr, out_ptr, rows, C, BR: tl.constexpr, 
 @triton.jit(do_not_specialize=["rows"])
 def _segment_sum_kernel(grad_ptr, order_ptr, offsets_ptr, out_ptr, rows, C, BR: tl.constexpr, BC: tl.constexpr,
                         ACC: tl.constexpr):  # fmt: skip
-    """``out[j, c] = sum_k grad[order[k], c]`` over ``offsets[j] <= k < offsets[j+1]``, for this program's tile."""
-    offs_r = tl.program_id(0) * BR + tl.arange(0, BR)
-    offs_c = tl.program_id(1) * BC + tl.arange(0, BC)
+    """``out[j, c] = sum_k grad[order[k], c]`` over ``offsets[j] <= k < offsets[j+1]``, for this program's tile.
+
+    Every value is a ``[BR, 1]`` or ``[BR, BC]`` tile: with ``[BR]`` row vectors broadcast inside the loop, Triton
+    3.6 fails to compile it for sm_90 (``TritonGPURemoveLayoutConversions``) once ``C`` is a multiple of 16."""
+    offs_r = tl.program_id(0) * BR + tl.arange(0, BR)[:, None]
+    offs_c = tl.program_id(1) * BC + tl.arange(0, BC)[None, :]
     mask_r = offs_r < rows
     mask_c = offs_c < C
     start = tl.load(offsets_ptr + offs_r, mask=mask_r, other=0)
     count = tl.load(offsets_ptr + offs_r + 1, mask=mask_r, other=0) - start
     acc = tl.zeros([BR, BC], dtype=ACC)
-    for k in range(tl.max(count, axis=0)):
+    for k in range(tl.max(tl.max(count, axis=1), axis=0)):
         live = k < count
         reader = tl.load(order_ptr + start + k, mask=live, other=0).to(tl.int64)
-        acc += tl.load(grad_ptr + reader[:, None] * C + offs_c[None, :], mask=live[:, None] & mask_c[None, :],
-                       other=0.0).to(ACC)  # fmt: skip
-    out = out_ptr + offs_r.to(tl.int64)[:, None] * C + offs_c[None, :]
-    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask_r[:, None] & mask_c[None, :])
+        acc += tl.load(grad_ptr + reader * C + offs_c, mask=live & mask_c, other=0.0).to(ACC)
+    tl.store(out_ptr + offs_r.to(tl.int64) * C + offs_c, acc.to(out_ptr.dtype.element_ty), mask=mask_r & mask_c)
 
 
 def _grid(rows: int, config: dict, channels: int) -> tuple[int, int]:

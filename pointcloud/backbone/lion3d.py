@@ -162,8 +162,10 @@ class LION3DBackbone(nn.Module):
         }
 
     def save_pretrained(self, path: str | Path) -> None:
-        """Write ``{"init_args", "state_dict"}`` to ``path`` for ``from_pretrained``."""
-        torch.save({"init_args": self.init_args(), "state_dict": self.state_dict()}, path)
+        """Write ``{"init_args", "state_dict"}`` to ``path`` for ``from_pretrained``, the tensors on the CPU whatever
+        the device (a checkpoint saved on a GPU loads on any machine, with or without ``map_location``)."""
+        state = {key: tensor.detach().cpu() for key, tensor in self.state_dict().items()}
+        torch.save({"init_args": self.init_args(), "state_dict": state}, path)
 
     def _load_strictly(self, state_dict: Mapping[str, torch.Tensor], source: str | Path) -> "LION3DBackbone":
         expected, found = set(self.state_dict()), set(state_dict)

@@ -74,11 +74,14 @@ def encode(name: str, checkpoint: str, batch_path: str, device: str) -> tuple[to
 
 
 def test_lion_checkpoint_holds_cpu_tensors_in_the_shared_layout_and_round_trips(tmp_path):
+    """On the machine's backend: spconv on the CPU, or spconv-triton on CUDA where there is a GPU (the adapter picks
+    one backend per machine, and spconv-triton runs CUDA tensors only)."""
     from lrnn.pointcloud.backbone import LION3DBackbone
     from pointcloud_testing import SMALL_LION
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    backbone = LION3DBackbone(SMALL_LION, 4, LION_GRID).eval()
+    backbone = LION3DBackbone(SMALL_LION, 4, LION_GRID).to(device).eval()
     path = tmp_path / "lion.pt"
     backbone.save_pretrained(path)
     state = torch.load(path, weights_only=True)["state_dict"]  # no map_location: tensors as saved
@@ -86,8 +89,9 @@ def test_lion_checkpoint_holds_cpu_tensors_in_the_shared_layout_and_round_trips(
     conv_weights = {key: tuple(tensor.shape) for key, tensor in state.items() if tensor.ndim == 5}
     assert conv_weights and set(conv_weights.values()) == {(16, 3, 3, 3, 16)}, conv_weights
 
-    batch = random_voxel_batch([150, 90], LION_GRID, 4)
-    loaded = LION3DBackbone.from_pretrained(path).eval()
+    batch = {key: value.to(device) if torch.is_tensor(value) else value
+             for key, value in random_voxel_batch([150, 90], LION_GRID, 4).items()}  # fmt: skip
+    loaded = LION3DBackbone.from_pretrained(path).to(device).eval()
     with torch.no_grad():
         want = backbone(dict(batch))["encoded_spconv_tensor"]
         got = loaded(dict(batch))["encoded_spconv_tensor"]
