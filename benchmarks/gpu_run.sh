@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One device-tool session on a CUDA machine: install lrnn (and fla from carried wheels), run the kernel tests on the
-# GPU, then the named benchmarks. Logs and JSON go to $OUT (default /tmp/out), a benchmark's as NAME-STEP.json.
+# GPU, then the named benchmarks. Files go to $OUT (default /tmp/out), few of them because the device tool brings
+# back at most 8: a benchmark's JSON as NAME-STEP.json, every benchmark's output in run.log, the last tests step's
+# log in gpu_tests.log, and install.log only when the install fails.
 #
 #   benchmarks/gpu_run.sh tests          # the Triton-face tests of tests/core, kernels, mixers on CUDA
 #   benchmarks/gpu_run.sh "tests:tests/kernels tests/core/test_selective_scan.py"   # some of them
@@ -12,7 +14,8 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1 || {
+    cp /tmp/install.log "$OUT/install.log"; cat /tmp/install.log; exit 1; }
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site
@@ -29,7 +32,7 @@ for step in "$@"; do
             --timeout 240 -q -rfE --no-header -p no:cacheprovider --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
             tail -60 "$OUT/gpu_tests.log" ;;
         bench:*) read -r name args <<<"${step#bench:}"
-            timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name-$n.json" $args 2>&1 | tee "$OUT/$name-$n.log" || status=1 ;;
+            timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name-$n.json" $args 2>&1 | tee -a "$OUT/run.log" || status=1 ;;
         *) echo "unknown step $step"; status=1 ;;
     esac
 done
