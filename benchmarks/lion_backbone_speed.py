@@ -145,6 +145,48 @@ def measure(model: torch.nn.Module, batch: dict, dtype: torch.dtype) -> dict:
     return row
 
 
+def profile_forward(model: torch.nn.Module, batch: dict, dtype: torch.dtype, top: int = 12) -> dict:
+    """One eval forward under torch's profiler: the CUDA kernels launched and their total time, against the
+    forward's wall time, and the ``top`` kernels and host-side ops by time (where the forward's time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.eval()
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        model(dict(batch))
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+            start = time.perf_counter()
+            model(dict(batch))
+            torch.cuda.synchronize()
+            wall_ms = (time.perf_counter() - start) * 1e3
+    events = profiler.key_averages()
+    kernels = [event for event in events if event.device_time_total > 0 and event.device_type.name == "CUDA"]
+    host = sorted(events, key=lambda event: -event.self_cpu_time_total)[:top]
+    return {
+        "wall_ms": wall_ms,
+        "kernel_launches": sum(event.count for event in kernels),
+        "kernel_ms": sum(event.device_time_total for event in kernels) / 1e3,
+        "top_kernels": [
+            {"kernel": event.key[:120], "ms": event.device_time_total / 1e3, "calls": event.count}
+            for event in sorted(kernels, key=lambda event: -event.device_time_total)[:top]
+        ],
+        "top_host_ops": [
+            {"op": event.key[:120], "self_ms": event.self_cpu_time_total / 1e3, "calls": event.count} for event in host
+        ],
+    }
+
+
+def print_profile(profile: dict) -> None:
+    print(
+        f"  profile: {profile['wall_ms']:.1f} ms wall, {profile['kernel_launches']} kernels taking "
+        f"{profile['kernel_ms']:.1f} ms on the GPU"
+    )
+    for row in profile["top_kernels"]:
+        print(f"  {row['ms']:9.2f} ms x{row['calls']:<5d} {row['kernel'][:90]}")
+    for row in profile["top_host_ops"]:
+        print(f"  host {row['self_ms']:9.2f} ms x{row['calls']:<5d} {row['op'][:85]}")
+
+
 def cases(args: argparse.Namespace) -> list[tuple[str, str, int | None]]:
     """``(backbone, operator, dim)`` in run order: LION per operator and dim, then SECOND."""
     rows = [("lion", operator, dim) for operator in args.operators for dim in args.dims]
@@ -201,6 +243,8 @@ def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save:
             try:
                 row.update(measure(model, batch, DTYPES[dtype_name]))
                 row["wall_s"] = time.perf_counter() - start  # compiling and autotuning kernels included
+                if args.profile:
+                    row["profile"] = profile_forward(model, batch, DTYPES[dtype_name])
             except torch.OutOfMemoryError:
                 row["error"] = "out of memory"
             except Exception as error:  # noqa: BLE001  (one failing row must not lose the others' numbers)
@@ -211,6 +255,8 @@ def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save:
             torch.cuda.empty_cache()
             report["results"].append(row)
             print_row(row)
+            if "profile" in row:
+                print_profile(row["profile"])
             save()
         del model, batch, features
         torch.cuda.empty_cache()
@@ -227,6 +273,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", action="store_true", help="activation checkpointing in LION's blocks")
     parser.add_argument("--tf32", action="store_true", help="let float32 matmuls use TF32")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene and the features")
+    parser.add_argument("--profile", action="store_true", help="also profile one forward of each measured row")
     parser.add_argument("--resume", type=Path, default=None, help="a report of this benchmark: keep its rows")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
