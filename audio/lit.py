@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from ..metrics import reset_metrics
 from ..schedules import warmup_cosine
 from .codec.mel_kmeans import MelKMeansCodec
 from .model.lina import LinaSpeech
@@ -171,6 +172,12 @@ class LinaSpeechModule(L.LightningModule):
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.acc_top10[split](logits, targets)
         self.log(f"{split}/acc_top10", self.acc_top10[split], on_epoch=True, batch_size=batch_size)
+
+    def on_validation_epoch_start(self) -> None:
+        reset_metrics(self)
+
+    def on_test_epoch_start(self) -> None:
+        reset_metrics(self)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")

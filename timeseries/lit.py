@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from ..metrics import reset_metrics
 from ..schedules import warmup_cosine
 from .classify.model import MixerClassifier
 
@@ -71,11 +72,16 @@ class SequenceClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train", self.train_acc)[1]
 
+    def on_validation_epoch_start(self) -> None:
+        """Remake ``val_acc``'s states under this loop's grad mode (see ``reset_metrics``). Not ``reset_metrics(self)``:
+        inside ``fit`` the validation runs before ``train_acc``'s epoch value is logged."""
+        self.val_acc.reset()
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._shared_step(batch, "val", self.val_acc)
 
     def on_test_epoch_start(self) -> None:
-        self.test_confusion.reset()
+        reset_metrics(self)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         logits, _ = self._shared_step(batch, "test", self.test_acc)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...metrics import reset_metrics
 from .forcing import ALPHA_ESTIMATORS, SOLVERS, anneal_alpha, estimate_alpha, forced_rollout
 from .metric_classes import PowerSpectrumError, PredictionError, StateSpaceDivergence
 from .metrics import n_step_predictions
@@ -165,6 +166,12 @@ class DSRModule(L.LightningModule):
         self.log_dict({key: math.inf if math.isnan(v) else v for key, v in values.items()}, prog_bar=True)
         for measure in self.measures.values():
             measure.reset()
+
+    def on_validation_epoch_start(self) -> None:
+        reset_metrics(self)
+
+    def on_test_epoch_start(self) -> None:
+        reset_metrics(self)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self._measure(batch[0], "val")

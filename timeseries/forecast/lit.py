@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
+from ...metrics import reset_metrics
 from .base import ForecastModel
 from .data import ForecastDataModule
 from .plots import plot_forecast
@@ -117,6 +118,12 @@ class Forecaster(L.LightningModule):
             metric.update(*(original if name.endswith("_original") else scaled))
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "mse")
         return pred
+
+    def on_validation_epoch_start(self) -> None:
+        reset_metrics(self)
+
+    def on_test_epoch_start(self) -> None:
+        reset_metrics(self)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
