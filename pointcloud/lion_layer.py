@@ -10,7 +10,12 @@ The operator block owns its norm and residual, as LION's operator wrappers do (`
 * post-norm (LION's Mamba ``Block``):  ``x + DropPath(LayerNorm(mixer(x)))``;
 * pre-norm (LION's RetNet and RWKV blocks; xLSTM's ViL blocks without the FFN):
   ``x + DropPath(mixer(LayerNorm(x)))``, then, with ``mlp_ratio > 0``,
-  ``x + DropPath(MLP(LayerNorm(x)))``, ``MLP = Linear(C, r C) -> GELU -> Linear(r C, C)``.
+  ``x + DropPath(FFN(LayerNorm(x)))``: ``Linear(C, r C) -> GELU -> Linear(r C, C)``, or for ``rwkv6`` RWKV's channel
+  mixing (``core/mixers/rwkv_channel_mix.py``), as Vision-RWKV's block has it.
+
+Every operator block has an index in the backbone (LION's ``layer_id`` of ``n_layer``: one per direction of each
+LION layer, in the order the backbone runs them). RWKV-6 initialises its time and channel mixing from it, and its
+first block (index 0) normalises its input once more (``ln0``), as LION's RWKV ``Block`` does.
 
 ``norm_first`` and ``mlp_ratio`` default to LION's layout for the operator (``LION_BLOCK_LAYOUT``); ``gla``, absent
 from LION, takes RetNet's; other registered mixers default to pre-norm without MLP. The mixer comes from
@@ -31,6 +36,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..core.mixers import build_mixer
+from ..core.mixers.rwkv_channel_mix import RWKVChannelMix
 from .window_groups import group_windows
 
 LION_BLOCK_LAYOUT: dict[str, tuple[bool, float]] = {  # operator -> (norm_first, mlp_ratio)
@@ -43,7 +49,9 @@ LION_BLOCK_LAYOUT: dict[str, tuple[bool, float]] = {  # operator -> (norm_first,
 LION_OPERATOR_CFG: dict[str, dict[str, Any]] = {  # operator -> LION's mixer settings, under operator_cfg
     "mamba": {"bidirectional": True},
     "rwkv6": {"bidirectional": True},
+    "retnet": {"rotary": False, "output_gate": False, "out_gain": 2**-2.5},  # LION's MultiScaleRetention
 }
+LION_LAYER_INDEXED = ("rwkv6",)  # operators initialised by their block's index (layer_idx, num_layers)
 LION_LAYER_SCALE: dict[str, float] = {"rwkv6": 1e-5}  # operator -> initial layer scale (Vision-RWKV's init_values)
 LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> blocks run in turn per direction
     "mlstm": ({}, {"reverse": True}),
@@ -53,7 +61,8 @@ LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> b
 class LIONOperatorBlock(nn.Module):
     """A registry mixer with its own norm, residual and drop path: ``[G, L, C] -> [G, L, C]``; ``operator_cfg``
     overrides LION's mixer settings (``LION_OPERATOR_CFG``). With ``layer_scale`` (LION's RWKV blocks: 1e-5,
-    ``LION_LAYER_SCALE``), each residual branch is multiplied by a learned per-channel scale starting there."""
+    ``LION_LAYER_SCALE``), each residual branch is multiplied by a learned per-channel scale starting there.
+    ``layer_idx`` of ``num_layers``: the block's index in the backbone (used by ``LION_LAYER_INDEXED`` operators)."""
 
     def __init__(
         self,
@@ -65,6 +74,8 @@ class LIONOperatorBlock(nn.Module):
         mlp_ratio: float | None = None,
         use_checkpoint: bool = False,
         layer_scale: float | None = None,
+        layer_idx: int = 0,
+        num_layers: int = 1,
     ) -> None:
         super().__init__()
         default_norm_first, default_mlp_ratio = LION_BLOCK_LAYOUT.get(operator, (True, 0.0))
@@ -73,15 +84,22 @@ class LIONOperatorBlock(nn.Module):
         if mlp_ratio < 0:
             raise ValueError(f"mlp_ratio must be >= 0, got {mlp_ratio}")
         self.use_checkpoint = use_checkpoint
-        cfg = {**LION_OPERATOR_CFG.get(operator, {}), **(operator_cfg or {})}
+        self.layer_idx, self.num_layers = layer_idx, num_layers
+        indexed = operator in LION_LAYER_INDEXED
+        place = {"layer_idx": layer_idx, "num_layers": num_layers} if indexed else {}
+        cfg = {**LION_OPERATOR_CFG.get(operator, {}), **place, **(operator_cfg or {})}
         self.mixer = build_mixer(operator, d_model=d_model, **cfg)
+        self.input_norm = nn.LayerNorm(d_model) if indexed and layer_idx == 0 else None
         self.norm = nn.LayerNorm(d_model)
         self.drop_path = DropPath(drop_path)
         self.mlp = None
         if mlp_ratio > 0:
-            hidden = round(mlp_ratio * d_model)
             self.mlp_norm = nn.LayerNorm(d_model)
-            self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model))
+            if operator == "rwkv6":
+                self.mlp = RWKVChannelMix(d_model, mlp_ratio, layer_idx, num_layers)
+            else:
+                hidden = round(mlp_ratio * d_model)
+                self.mlp = nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model))
         layer_scale = LION_LAYER_SCALE.get(operator) if layer_scale is None else layer_scale
         self.mixer_scale = self.mlp_scale = None
         if layer_scale is not None:
@@ -94,6 +112,8 @@ class LIONOperatorBlock(nn.Module):
         return branch if scale is None else branch * scale
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_norm is not None:
+            x = self.input_norm(x)
         branch = self.norm(self.mixer(x)[0]) if not self.norm_first else self.mixer(self.norm(x))[0]
         x = x + self.drop_path(self._scaled(branch, self.mixer_scale))
         if self.mlp is not None:
@@ -109,7 +129,8 @@ class LIONOperatorBlock(nn.Module):
 
 class LIONLayer(nn.Module):
     """LION's ``LIONLayer``: one operator block per direction, each over that direction's window groups (for
-    ``mlstm``, a forward block then a reversed one, ``nn.Sequential``)."""
+    ``mlstm``, a forward block then a reversed one, ``nn.Sequential``); direction ``j``'s blocks have the index
+    ``layer_idx + j`` of ``num_layers``."""
 
     def __init__(
         self,
@@ -122,8 +143,11 @@ class LIONLayer(nn.Module):
         directions: Sequence[str] = ("x", "y"),
         drop_path: float | Sequence[float] = 0.0,
         use_checkpoint: bool = False,
+        layer_idx: int = 0,
+        num_layers: int | None = None,
     ) -> None:
         super().__init__()
+        num_layers = layer_idx + len(directions) if num_layers is None else num_layers
         if len(window_shape) != 3:
             raise ValueError(f"window_shape must be (w_x, w_y, w_z), got {list(window_shape)}")
         if any(direction not in ("x", "y") for direction in directions):
@@ -137,13 +161,17 @@ class LIONLayer(nn.Module):
         self.directions = tuple(directions)
         passes = LION_OPERATOR_PASSES.get(operator, ({},))
 
-        def block(rate: float, setting: dict[str, Any]) -> LIONOperatorBlock:
+        def block(rate: float, setting: dict[str, Any], index: int) -> LIONOperatorBlock:
             cfg = {**(operator_cfg or {}), **setting}
-            return LIONOperatorBlock(operator, d_model, cfg, rate, use_checkpoint=use_checkpoint)
+            return LIONOperatorBlock(
+                operator, d_model, cfg, rate, use_checkpoint=use_checkpoint, layer_idx=index, num_layers=num_layers
+            )
 
         self.blocks = nn.ModuleList(
-            block(rate, passes[0]) if len(passes) == 1 else nn.Sequential(*(block(rate, s) for s in passes))
-            for rate in drop_paths
+            block(rate, passes[0], layer_idx + j)
+            if len(passes) == 1
+            else nn.Sequential(*(block(rate, s, layer_idx + j) for s in passes))
+            for j, rate in enumerate(drop_paths)
         )
 
     def forward(

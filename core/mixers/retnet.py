@@ -9,6 +9,9 @@ the sequence, across calls)::
     o_n           = K^-1/2 q_n S_n                                                                 [V]
     y_n           = W_o( swish(W_g x_n) * GroupNorm_H(concat_h o_n) )
 
+LION's RetNet operator (``rotary=False, output_gate=False``) drops the rotation, and, as its blocks end in an MLP,
+the gate and the GroupNorm with it: ``y_n = W_o concat_h o_n`` (LION's ``MultiScaleRetention`` with ``used_MLP``).
+
 ``theta_i = 10000^(-i / (K/2 - 1))`` for ``i < K/2``, as in the authors' code (torchscale): the ``e^{i n theta}`` of
 the paper's xPos-derived rotation, whose scaling term the fixed decay ``gamma`` replaces. ``q_n . k_m`` depends on
 ``n - m`` only, so rotating both by their absolute position is exact; the state carries the position reached, so
@@ -16,7 +19,8 @@ the paper's xPos-derived rotation, whose scaling term the fixed decay ``gamma`` 
 log-gate ``[H] = log gamma``.
 
 Initialisation as in torchscale: ``W_q, W_k, W_v, W_g`` ``xavier_uniform(gain=2^-2.5)``, ``W_o``
-``xavier_uniform(gain=2^-1)``; GroupNorm weight one, bias zero.
+``xavier_uniform(gain=out_gain)``, ``2^-1`` by default (LION: ``2^-2.5`` for every projection); GroupNorm weight one,
+bias zero.
 """
 
 from typing import NamedTuple
@@ -40,7 +44,8 @@ class RetNetState(NamedTuple):
 
 @register_mixer("retnet")
 class RetNet(Mixer):
-    """Multi-scale retention: fixed per-head decays, rotary positions, GroupNorm and a swish output gate.
+    """Multi-scale retention: fixed per-head decays, rotary positions, GroupNorm and a swish output gate (the last
+    three optional, for LION's operator).
 
     Args:
         d_model: channels ``C``.
@@ -48,9 +53,12 @@ class RetNet(Mixer):
         expand_k, expand_v: ``key_dim = C * expand_k`` (``K`` even), ``value_dim = C * expand_v`` (paper: 1 and 2).
         norm_eps: epsilon of the GroupNorm.
         rope_base: base of the rotation frequencies.
+        rotary: rotate ``q, k`` by their positions (``False``: LION's retention, positions play no part).
+        output_gate: ``W_o(swish(W_g x) * GroupNorm(o))``; ``False``: ``W_o o`` (LION's, with its blocks' MLP).
+        out_gain: the gain of ``W_o``'s Xavier initialisation.
 
     Parameters, with ``dk = key_dim``, ``dv = value_dim``: ``2 C dk + 3 C dv + 2 dv`` (``W_q, W_k``; ``W_v, W_g, W_o``;
-    GroupNorm weight and bias). The decays are a buffer, not trained.
+    GroupNorm weight and bias), ``2 C dk + 2 C dv`` without the output gate. The decays are a buffer, not trained.
     """
 
     def __init__(
@@ -61,6 +69,9 @@ class RetNet(Mixer):
         expand_v: float = 2.0,
         norm_eps: float = 1e-5,
         rope_base: float = 10000.0,
+        rotary: bool = True,
+        output_gate: bool = True,
+        out_gain: float = 2**-1,
     ) -> None:
         super().__init__(d_model)
         self.num_heads = check_positive_int("num_heads", num_heads)
@@ -71,15 +82,19 @@ class RetNet(Mixer):
         if self.head_k_dim % 2:
             raise ValueError(f"the rotation needs an even head key dim K, got K = {self.head_k_dim}")
         self.norm_eps = norm_eps
+        self.rotary = rotary
         self.q_proj = nn.Linear(d_model, self.key_dim, bias=False)
         self.k_proj = nn.Linear(d_model, self.key_dim, bias=False)
         self.v_proj = nn.Linear(d_model, self.value_dim, bias=False)
-        self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
+        self.g_proj = self.group_norm = None
+        if output_gate:
+            self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
+            self.group_norm = nn.GroupNorm(num_heads, self.value_dim, eps=norm_eps)
         self.o_proj = nn.Linear(self.value_dim, d_model, bias=False)
-        self.group_norm = nn.GroupNorm(num_heads, self.value_dim, eps=norm_eps)
         for proj in (self.q_proj, self.k_proj, self.v_proj, self.g_proj):
-            nn.init.xavier_uniform_(proj.weight, gain=2**-2.5)
-        nn.init.xavier_uniform_(self.o_proj.weight, gain=2**-1)
+            if proj is not None:
+                nn.init.xavier_uniform_(proj.weight, gain=2**-2.5)
+        nn.init.xavier_uniform_(self.o_proj.weight, gain=out_gain)
         heads = torch.arange(num_heads, dtype=torch.float64)
         self.register_buffer("log_decay", torch.log1p(-(2.0 ** (-5.0 - heads))).float(), persistent=False)
         half = self.head_k_dim // 2
@@ -107,12 +122,14 @@ class RetNet(Mixer):
         return self._output(o, x_t), RetNetState(recurrent, offset + 1)
 
     def _qkv(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Rotated ``q, k [..., H, K]`` and ``v [..., H, V]`` for ``x [..., C]`` at ``positions`` (broadcastable
-        against ``[..., H]``)."""
-        angle = positions.to(self.theta.dtype).unsqueeze(-1) * self.theta
-        cos, sin = angle.cos(), angle.sin()
-        q = self._rotate(self.q_proj(x).unflatten(-1, (self.num_heads, -1)), cos, sin)
-        k = self._rotate(self.k_proj(x).unflatten(-1, (self.num_heads, -1)), cos, sin)
+        """``q, k [..., H, K]`` (rotated when ``rotary``) and ``v [..., H, V]`` for ``x [..., C]`` at ``positions``
+        (broadcastable against ``[..., H]``)."""
+        q = self.q_proj(x).unflatten(-1, (self.num_heads, -1))
+        k = self.k_proj(x).unflatten(-1, (self.num_heads, -1))
+        if self.rotary:
+            angle = positions.to(self.theta.dtype).unsqueeze(-1) * self.theta
+            cos, sin = angle.cos(), angle.sin()
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
         return q, k, self.v_proj(x).unflatten(-1, (self.num_heads, -1))
 
     @staticmethod
@@ -123,8 +140,11 @@ class RetNet(Mixer):
         return rotated.to(x.dtype)  # the float32 angles must not promote 16-bit q, k away from v's dtype
 
     def _output(self, o: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``W_o(swish(W_g x) * GroupNorm_H(concat_h o))`` for ``o [..., H, V]`` and ``x [..., C]``."""
+        """``W_o(swish(W_g x) * GroupNorm_H(concat_h o))`` (or ``W_o concat_h o`` without the output gate) for
+        ``o [..., H, V]`` and ``x [..., C]``."""
         flat = o.flatten(-2)
+        if self.g_proj is None:
+            return self.o_proj(flat)
         norm = self.group_norm
         normed = F.group_norm(flat.reshape(-1, self.value_dim), self.num_heads, norm.weight, norm.bias, norm.eps)
         return self.o_proj(F.silu(self.g_proj(x)) * normed.view_as(flat))

@@ -112,10 +112,30 @@ class LION3DBackbone(nn.Module):
             "use_checkpoint": cfg["use_checkpoint"],
         }
         self.input_projection = nn.Identity() if input_channels == dim else nn.Linear(input_channels, dim)
+        blocks_per_layer = len(cfg["direction"])  # operator blocks, numbered as LION's layer_id of n_layer
+        stage_starts = [0]
+        for depth in cfg["depths"]:
+            stage_starts.append(stage_starts[-1] + 2 * depth * blocks_per_layer)
+        num_layers = stage_starts[-1] + blocks_per_layer
         self.stages = nn.ModuleList(
-            LIONBlock(dim, depth, down_scales, window, group, shift=cfg["shift"], **layer_options)
-            for depth, down_scales, window, group in zip(
-                cfg["depths"], cfg["layer_down_scales"], cfg["window_shape"], cfg["group_size"], strict=True
+            LIONBlock(
+                dim,
+                depth,
+                down_scales,
+                window,
+                group,
+                shift=cfg["shift"],
+                first_layer_idx=start,
+                num_layers=num_layers,
+                **layer_options,
+            )
+            for depth, down_scales, window, group, start in zip(
+                cfg["depths"],
+                cfg["layer_down_scales"],
+                cfg["window_shape"],
+                cfg["group_size"],
+                stage_starts[:-1],
+                strict=True,
             )
         )
         self.stage_merges = nn.ModuleList(
@@ -123,7 +143,13 @@ class LION3DBackbone(nn.Module):
             for _ in cfg["depths"]
         )
         self.output_layer = LIONLayer(
-            dim, cfg["output_window_shape"], cfg["output_group_size"], shift=cfg["shift"], **layer_options
+            dim,
+            cfg["output_window_shape"],
+            cfg["output_group_size"],
+            shift=cfg["shift"],
+            layer_idx=stage_starts[-1],
+            num_layers=num_layers,
+            **layer_options,
         )
         self.num_point_features = dim
 

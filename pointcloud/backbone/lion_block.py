@@ -13,7 +13,9 @@ With ``down_scales = [s_0, ..., s_{depth-1}]`` (LION: ``[[2, 2, 2], [2, 2, 2]]``
 ``PE(p) = Linear(C, C)(ReLU(BatchNorm1d(Linear(3, C)(p))))`` with each coordinate centred and scaled to
 ``[-pi, pi]`` over the whole grid: ``p_x = 2 pi (x - X / 2) / X``. The window and group sizes stay the same in voxel
 units at every scale, so the coarse layers see farther. Each LION layer holds one operator block per direction
-(``x``, ``y``), so a block holds ``4 depth`` operator blocks (8 in LION).
+(``x``, ``y``), so a block holds ``4 depth`` operator blocks (8 in LION), indexed from ``first_layer_idx`` as LION
+numbers them: encoder level ``i`` from ``first + 2 i``, decoder level ``i`` from ``first + 2 (depth + i)`` (with
+two directions).
 """
 
 import math
@@ -57,12 +59,15 @@ class LIONBlock(nn.Module):
         shift: bool = True,
         drop_path: float = 0.0,
         use_checkpoint: bool = False,
+        first_layer_idx: int = 0,
+        num_layers: int | None = None,
     ) -> None:
         super().__init__()
+        num_layers = first_layer_idx + 2 * depth * len(directions) if num_layers is None else num_layers
         if len(down_scales) != depth:
             raise ValueError(f"down_scales needs one (s_x, s_y, s_z) per level (depth {depth}), got {down_scales}")
 
-        def lion_layer(level: int) -> LIONLayer:
+        def lion_layer(level: int, index: int) -> LIONLayer:
             return LIONLayer(
                 dim,
                 window_shape,
@@ -73,12 +78,14 @@ class LIONBlock(nn.Module):
                 directions=directions,
                 drop_path=drop_path,
                 use_checkpoint=use_checkpoint,
+                layer_idx=first_layer_idx + index * len(directions),
+                num_layers=num_layers,
             )
 
         self.position_embeddings = nn.ModuleList(VoxelPositionEmbedding(dim) for _ in range(depth))
-        self.encoder = nn.ModuleList(lion_layer(level) for level in range(depth))
+        self.encoder = nn.ModuleList(lion_layer(level, level) for level in range(depth))
         self.merges = nn.ModuleList(VoxelMerging(dim, scale) for scale in down_scales)
-        self.decoder = nn.ModuleList(lion_layer(level) for level in range(depth))
+        self.decoder = nn.ModuleList(lion_layer(level, depth + level) for level in range(depth))
         self.decoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
 
     @staticmethod

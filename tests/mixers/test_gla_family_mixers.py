@@ -21,6 +21,7 @@ CONFIGS = {
     "gla": dict(num_heads=2, expand_k=1, expand_v=2, gate_low_rank_dim=4, use_short_conv=True, conv_size=3),
     "gla-fla-defaults": dict(num_heads=2),
     "retnet": dict(num_heads=2),
+    "retnet-lion": dict(num_heads=2, rotary=False, output_gate=False, out_gain=2**-2.5),
     "mamba2": dict(d_state=8, headdim=8, d_conv=4),
     "rwkv6": dict(head_dim=8, mix_low_rank_dim=4, decay_low_rank_dim=6, layer_idx=1, num_layers=3),
     "mlstm": dict(num_heads=2, expand_v=2),
@@ -89,9 +90,9 @@ def gla_count(c, num_heads=4, expand_k=0.5, expand_v=1.0, gate_low_rank_dim=16, 
     return c * (2 * dk + 2 * dv) + r * (c + dk) + dk + dv * c + dv // num_heads + conv
 
 
-def retnet_count(c, num_heads=8, expand_k=1.0, expand_v=2.0):
+def retnet_count(c, num_heads=8, expand_k=1.0, expand_v=2.0, output_gate=True, **_):
     dk, dv = int(c * expand_k), int(c * expand_v)
-    return 2 * c * dk + 3 * c * dv + 2 * dv
+    return 2 * c * dk + 3 * c * dv + 2 * dv if output_gate else 2 * c * dk + 2 * c * dv
 
 
 def mamba2_count(c, d_state=128, headdim=64, d_conv=4, expand=2):
@@ -335,6 +336,23 @@ def test_mlstm_reverse_gradients_reach_every_parameter_and_the_last_input():
     for name, param in mixer.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all() and param.grad.abs().sum() > 0, name
     assert x.grad[:, -1].abs().sum() > 0  # the first output reads the last input
+
+
+def test_lion_retention_against_a_float64_loop():
+    """LION's retention (no rotation, no gate, no norm): ``y_t = W_o concat_h sum_{s <= t} gamma_h^(t-s) K^-1/2
+    (q_t . k_s) v_s``."""
+    mixer = make("retnet-lion").double()
+    x = torch.randn(2, 30, D, dtype=torch.float64)
+    with torch.no_grad():
+        y, _ = mixer(x)
+        q, k, v = (proj(x).unflatten(-1, (2, -1)) for proj in (mixer.q_proj, mixer.k_proj, mixer.v_proj))
+        gamma = mixer.log_decay.double().exp()
+        steps = torch.arange(30.0, dtype=torch.float64)
+        decay = gamma[:, None, None] ** (steps[:, None] - steps[None, :])  # [H, t, s]
+        scores = torch.einsum("bthk,bshk->bhts", q, k) * q.shape[-1] ** -0.5 * decay.tril()
+        expected = mixer.o_proj(torch.einsum("bhts,bshv->bthv", scores, v).flatten(-2))
+    torch.testing.assert_close(y, expected)
+    assert mixer.g_proj is None and mixer.group_norm is None
 
 
 def test_retnet_depends_on_relative_positions_only():

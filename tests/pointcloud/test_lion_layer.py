@@ -1,8 +1,9 @@
 import pytest
 import torch
 from lrnn.core.mixers import MLSTM
+from lrnn.core.mixers.rwkv_channel_mix import RWKVChannelMix
 from lrnn.pointcloud.lion_layer import LIONLayer, LIONOperatorBlock
-from pointcloud_testing import random_voxels
+from pointcloud_testing import SMALL_LION, random_voxels
 from torch import nn
 
 SPATIAL_SHAPE = (4, 24, 30)  # (Z, Y, X)
@@ -104,10 +105,38 @@ def test_bad_arguments_raise():
 def test_rwkv6_blocks_start_with_lions_layer_scale():
     """LION's RWKV blocks scale each residual branch by a learned per-channel factor starting at 1e-5."""
     torch.manual_seed(0)
-    block = LIONOperatorBlock("rwkv6", 16, {"head_dim": 8})
+    block = LIONOperatorBlock("rwkv6", 16, {"head_dim": 8}, layer_idx=1, num_layers=4)
     assert torch.equal(block.mixer_scale, torch.full((16,), 1e-5)) and block.mlp_scale is not None
     x = torch.randn(2, 12, 16)
     assert (block(x) - x).abs().max() < 1e-3  # both branches start near zero
     plain = LIONOperatorBlock("retnet", 16, {"num_heads": 2})
     assert plain.mixer_scale is None and plain.mlp_scale is None
     assert LIONOperatorBlock("retnet", 16, {"num_heads": 2}, layer_scale=0.5).mixer_scale[0] == 0.5
+
+
+def test_rwkv6_blocks_follow_lions_rwkv_block():
+    """Vision-RWKV's block as LION builds it: channel mixing as the FFN, time and channel mixing initialised from the
+    block's index, and the first block (index 0) normalising its input once more."""
+    torch.manual_seed(0)
+    first = LIONOperatorBlock("rwkv6", 16, {"head_dim": 8}, layer_idx=0, num_layers=4)
+    later = LIONOperatorBlock("rwkv6", 16, {"head_dim": 8}, layer_idx=3, num_layers=4)
+    assert isinstance(first.mlp, RWKVChannelMix) and first.input_norm is not None and later.input_norm is None
+    assert not torch.equal(first.mixer.decay, later.mixer.decay)
+    assert not torch.equal(first.mlp.mix_k, later.mlp.mix_k)
+    x = 3 + 2 * torch.randn(2, 12, 16)
+    torch.testing.assert_close(first(x), first.input_norm(x), atol=1e-3, rtol=0)  # branches start near zero
+    retnet = LIONOperatorBlock("retnet", 16, {"num_heads": 2})
+    assert isinstance(retnet.mlp, nn.Sequential) and retnet.input_norm is None
+    assert retnet.mixer.g_proj is None and not retnet.mixer.rotary  # LION's retention: no gate, no rotation
+
+
+def test_backbone_numbers_its_operator_blocks_as_lion_does():
+    """LION's ``layer_id`` of ``n_layer``: 8 a stage of depth 2 (two layers down, two up, two directions each),
+    then the output layer; 34 in LION's four-stage backbone."""
+    from lrnn.pointcloud.backbone import LION3DBackbone
+
+    config = {**SMALL_LION, "DEPTHS": [2, 2], "LAYER_DOWN_SCALES": [[[2, 2, 2]] * 2] * 2}
+    backbone = LION3DBackbone(config, 4, (24, 20, 8))
+    blocks = [module for module in backbone.modules() if isinstance(module, LIONOperatorBlock)]
+    assert [block.layer_idx for block in blocks] == list(range(18))
+    assert {block.num_layers for block in blocks} == {18}
