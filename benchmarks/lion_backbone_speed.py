@@ -21,7 +21,9 @@ and autotuning included. ``--dtypes``: ``fp16`` and ``bf16`` run under ``torch.a
 float32 matmuls run without TF32 unless ``--tf32``. Sparse convolution is spconv-triton's, which (like spconv, and
 OpenPCDet's float16 AMP) convolves in float16 under any autocast; under ``bf16`` its float16 outputs then meet
 bfloat16 tensors in ops that autocast refuses to mix (``torch.cat``), so LION's ``bf16`` rows need the sparse-conv
-adapter to return autocast's dtype. A row that fails records its error and the run goes on; the report is written
+adapter to return autocast's dtype. Only spconv's training path follows autocast: in the forward rows (eval mode) the
+adapter convolves in float32 (``lrnn.pointcloud.sparse_conv``; spconv-triton failed to compile SECOND's float16
+features against float32 weights there). A row that fails records its error and the run goes on; the report is written
 after every row, and ``--resume REPORT`` measures only the rows that REPORT lacks (measured or out of memory).
 
     lrnn bench lion_backbone_speed

@@ -12,6 +12,12 @@
     rather than change the process-wide thread count behind the caller's back; call ``torch.set_num_threads(1)``
     first (the backward pass needs it too).
 
+Under autocast spconv follows it only where its autograd function runs, in training on CUDA (in float16, whatever
+the autocast dtype): its inference path, and its CPU path in both modes, fail on features of a dtype other than the
+weights' (seen on the H100 with spconv-triton: a compile error for float16 features against float32 weights, as
+soon as a BatchNorm passes a float16 convolution output on, as in SECOND). There the convolutions below run outside
+autocast on features in the weights' dtype. Either way their outputs come back in the autocast dtype.
+
 Tensors: ``SparseConvTensor(features [N, C], indices [N, 4] int32 (batch, z, y, x), spatial_shape [Z, Y, X],
 batch_size)``; conv weights are ``[C_out, k_z, k_y, k_x, C_in]``.
 """
@@ -57,20 +63,30 @@ def _in_autocast_dtype(x: SparseConvTensor) -> SparseConvTensor:
     return x.replace_feature(x.features.to(torch.get_autocast_dtype(device)))
 
 
+def _convolve(conv, forward, x: SparseConvTensor) -> SparseConvTensor:
+    """``forward(x)`` (spconv's) for the convolution module ``conv``, in a dtype spconv can run under autocast
+    (see the module docstring), returning features in the autocast dtype."""
+    _check_cpu_threads(x)
+    device = x.features.device.type
+    if not torch.is_autocast_enabled(device) or (device == "cuda" and conv.training):
+        return _in_autocast_dtype(forward(x))
+    with torch.autocast(device, enabled=False):
+        out = forward(x.replace_feature(x.features.to(conv.weight.dtype)))
+    return _in_autocast_dtype(out)
+
+
 class SubMConv3d(spconv.SubMConv3d):
     """Submanifold 3D convolution: outputs only at the input's active sites (spconv's ``SubMConv3d``)."""
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
-        _check_cpu_threads(x)
-        return _in_autocast_dtype(super().forward(x))
+        return _convolve(self, super().forward, x)
 
 
 class SparseConv3d(spconv.SparseConv3d):
     """Regular sparse 3D convolution: outputs at every site whose receptive field holds an active input."""
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
-        _check_cpu_threads(x)
-        return _in_autocast_dtype(super().forward(x))
+        return _convolve(self, super().forward, x)
 
 
 def to_dense(x: SparseConvTensor) -> torch.Tensor:

@@ -82,3 +82,33 @@ def test_outputs_take_the_autocast_dtype():
     assert _in_autocast_dtype(x) is x
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _in_autocast_dtype(x).features.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_backbones_run_under_autocast(single_thread, train, dtype):
+    """SECOND (its BatchNorm hands a 16-bit convolution output to the next convolution) and LION under autocast, in
+    eval and training mode: spconv's paths that ignore autocast get features in the weights' dtype. SECOND in
+    bfloat16 stays close to float32 (at this random initialisation its eval-mode activations shrink below float16's
+    range, and LION's post-norm LayerNorms magnify the rounding of its small initial mixer outputs)."""
+    from lrnn.pointcloud.backbone import LION3DBackbone
+    from lrnn.pointcloud.second_backbone import SECONDBackbone
+    from pointcloud_testing import SMALL_LION, random_voxels
+
+    coords, features = random_voxels([200, 150], (40, 56, 64), 5, seed=0)
+    torch.manual_seed(0)
+    backbones = {
+        "second": SECONDBackbone({"CHANNELS": [8, 16, 16, 16], "OUTPUT_CHANNELS": 16}, 5, (64, 56, 40)),
+        "lion": LION3DBackbone(SMALL_LION, 5, (64, 56, 40)),
+    }
+    batch = {"voxel_features": features, "voxel_coords": coords, "batch_size": 2}
+    for name, backbone in backbones.items():
+        backbone.train(train)
+        with torch.no_grad():
+            reference = backbone(dict(batch))["encoded_spconv_tensor"].features
+            with torch.autocast("cpu", dtype=dtype):
+                encoded = backbone(dict(batch))["encoded_spconv_tensor"].features
+        assert encoded.dtype == dtype and torch.isfinite(encoded).all(), name
+        if name == "second" and dtype == torch.bfloat16:
+            scale = reference.abs().max()
+            torch.testing.assert_close(encoded.float() / scale, reference / scale, atol=0.05, rtol=0)
