@@ -14,19 +14,22 @@ Kernels (grid in brackets):
 1. ``_cumsum_kernel`` [chunks, B*H]: ``G`` in float32, chunk-local, in the inputs' layout.
 2. ``_fwd_h_kernel`` [K blocks, V blocks, B*H]: the states entering every chunk, ``h [B, NT, H, K, V]`` float32,
    and the final state; a sequential loop over chunks.
-3. ``_fwd_o_kernel`` [V blocks, chunks, B*H]: ``o`` from ``h`` and the intra-chunk scores, sub-chunk by sub-chunk.
+3. ``_fwd_a_kernel`` [sub-chunks, chunks, B*H]: the intra-chunk scores ``A [B, T, H, BT]`` (float32; below).
+   ``_fwd_o_kernel`` [V blocks, chunks, B*H]: ``o = scale * ((q * exp(G)) S + A v)``, two dense dots a chunk.
 4. ``_bwd_dh_kernel`` [K blocks, V blocks, B*H]: ``dS`` leaving every chunk (``dh``), in reverse, and ``dh0``:
    ``dS <- exp(gl) * dS' + scale * sum_i (q_i * exp(G_i))^T do_i``.
-5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv_j = sum_{i >= j} A_ij do_i + (k_j exp(gl - G_j)) dS'``.
+5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv = scale * A^T do + (k exp(gl - G)) dS'``, ``A`` recomputed by
+   ``_fwd_a_kernel``.
 6. ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``.
 
-Saved for the backward: the inputs only; ``G`` and ``h`` are recomputed (kernels 1 and 2).
+Saved for the backward: the inputs only; ``G``, ``h`` and ``A`` are recomputed (kernels 1 to 3).
 
 Numerical safety (the anchor scheme of ``chunked.py``): every exponential has an argument <= 0 for log gates <= 0.
 A chunk is cut into sub-chunks of ``BC`` steps. Scores between a query sub-chunk ``I`` and an earlier key
 sub-chunk ``J`` split the decay at an anchor step ``a`` between them, ``exp(G_i - G_a) * exp(G_a - G_j)``, both
 factors <= 1, folded into the operands of one ``tl.dot``; a diagonal block forms ``exp(G_i - G_j)`` elementwise,
-``[BC, BC, BK]``, clamped at 0 above the diagonal before the exponential.
+``[BC, BC, BC]`` keys at a time, clamped at 0 above the diagonal before the exponential. A scalar gate needs no
+anchor: its blocks are ``(q_i . k_j) exp(G_i - G_j)``, a ``tl.dot`` scaled by a ``[BC, BC]`` decay.
 
 The gate gradient: with ``B_t`` the cumulative log gate over the whole sequence, ``q_t`` and ``k_t`` only ever
 appear as ``q_t exp(B_t)`` and ``k_t exp(-B_t)`` (and ``exp(B_T)`` scales the final state), so
@@ -181,49 +184,103 @@ def _fwd_h_kernel(
     tl.store(ht_ptr + bh * K * V + state_offs, state, mask=mask_kv)
 
 
+@triton.jit
+def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: tl.constexpr):
+    """``exp(G_i - G_j)`` ``[BC, BC]`` for a scalar gate (column 0 of ``G``), 0 above the diagonal if ``CAUSAL``."""
+    g_i = tl.load(gc_ptr + base_g + t_i * stride_g, mask=valid_i, other=0.0)
+    g_j = tl.load(gc_ptr + base_g + t_j * stride_g, mask=valid_j, other=0.0)
+    decay = tl.exp(tl.minimum(g_i[:, None] - g_j[None, :], 0.0))
+    if CAUSAL:
+        rows = tl.arange(0, t_i.shape[0])
+        decay = tl.where(rows[:, None] >= rows[None, :], decay, 0.0)
+    return decay
+
+
+@triton.jit(do_not_specialize=["T"])
+def _fwd_a_kernel(
+    q_ptr, k_ptr, gc_ptr, a_ptr, T, H, K, KG,
+    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
+    PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Row block ``ic`` of chunk ``n``'s intra-chunk scores ``A_ij = sum_k q_ik k_jk exp(G_ik - G_jk)``, ``j <= i``:
+    ``A [B, T, H, BT]`` at the rows of sub-chunk ``ic`` and the columns of every key sub-chunk up to it (the
+    columns above the diagonal are not written). Earlier key sub-chunks: one ``tl.dot`` through the anchor (per-key
+    gates) or scaled by ``exp(G_i - G_j)`` after it (scalar gates); the diagonal block: elementwise over ``BC``
+    keys at a time (per-key) or the same dot, masked."""
+    ic, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h = bh // H, bh % H
+    base_k, base_g, base_a = (b * T * H + h) * K, (b * T * H + h) * KG, (b * T * H + h) * BT
+    t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
+    block_cols = tl.arange(0, BC)
+    every_col = block_cols < BC
+    for jc in range(0, ic):
+        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+        scores = tl.zeros([BC, BC], dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            cols_k = k0 + tl.arange(0, BK)
+            mask_k = cols_k < K
+            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+            if PER_KEY:
+                anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+                G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * KG)
+                G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, cols_k, mask_k, H * KG)
+                q_i = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
+                k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
+            scores += tl.dot(q_i, tl.trans(k_j), input_precision=PRECISION)
+        if not PER_KEY:
+            scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, H * KG, False)
+        _store_rows(a_ptr, base_a, t_i, valid_i, jc * BC + block_cols, every_col, H * BT, scores)
+    scores = tl.zeros([BC, BC], dtype=tl.float32)
+    if PER_KEY:
+        for k0 in range(0, K, BC):
+            cols_k = k0 + block_cols
+            mask_k = cols_k < K
+            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * KG)
+            scores += tl.sum(q_i[:, None, :] * k_i[None, :, :] * _diagonal_decay(G_i, BC), axis=2)
+    else:
+        for k0 in range(0, K, BK):
+            cols_k = k0 + tl.arange(0, BK)
+            mask_k = cols_k < K
+            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+            scores += tl.dot(q_i, tl.trans(k_i), input_precision=PRECISION)
+        scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_i, valid_i, H * KG, True)
+    _store_rows(a_ptr, base_a, t_i, valid_i, ic * BC + block_cols, every_col, H * BT, scores)
+
+
 @triton.jit(do_not_specialize=["T"])
 def _fwd_o_kernel(
-    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, o_ptr, scale, T, H, K, V, KG, NT,
-    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    q_ptr, v_ptr, gc_ptr, h_ptr, a_ptr, o_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):  # fmt: skip
+    """``o = scale * ((q * exp(G)) S + A v)`` for a whole chunk and one value tile: two dense ``tl.dot`` over the
+    chunk's ``BT`` rows (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
     vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
     cols_v = vb * BV + tl.arange(0, BV)
     mask_v = cols_v < V
     base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
     state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
-    for ic in range(0, BT // BC):
-        t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
-        v_i = _load_rows(v_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V)
-        acc = tl.zeros([BC, BV], dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            cols_k = k0 + tl.arange(0, BK)
-            mask_k = cols_k < K
-            gcols = _gate_cols(cols_k, PER_KEY)
-            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
-            state = tl.load(
-                state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
-            )
-            acc += tl.dot(q_i * _masked_exp(G_i, valid_i), state, input_precision=PRECISION)
-            scores = tl.sum(q_i[:, None, :] * k_i[None, :, :] * _diagonal_decay(G_i, BC), axis=2)
-            acc += tl.dot(scores, v_i, input_precision=PRECISION)
-            # Earlier sub-chunks, anchored at the step before this one.
-            anchor = _gate_row(
-                gc_ptr, base_g, n * BT + tl.maximum(ic * BC - 1, 0), T, cols_k, mask_k, H * KG, PER_KEY, REVERSE
-            )
-            q_a = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
-            for jc in range(0, ic):
-                t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
-                G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
-                k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-                k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
-                v_j = _load_rows(v_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V)
-                scores = tl.dot(q_a, tl.trans(k_j), input_precision=PRECISION)
-                acc += tl.dot(scores, v_j, input_precision=PRECISION)
-        _store_rows(o_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V, acc * scale)
+    t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+    acc = tl.zeros([BT, BV], dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        cols_k = k0 + tl.arange(0, BK)
+        mask_k = cols_k < K
+        q = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+        G = _load_rows(gc_ptr, base_g, t, valid, _gate_cols(cols_k, PER_KEY), mask_k, H * KG)
+        state = tl.load(
+            state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
+        )
+        acc += tl.dot(q * _masked_exp(G, valid), state, input_precision=PRECISION)
+    rows = tl.arange(0, BT)
+    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
+    scores = tl.load(a_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], mask=causal, other=0.0)
+    acc += tl.dot(scores, _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V), input_precision=PRECISION)
+    _store_rows(o_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc * scale)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -252,49 +309,37 @@ def _bwd_dh_kernel(
 
 @triton.jit(do_not_specialize=["T"])
 def _bwd_dv_kernel(
-    q_ptr, k_ptr, gc_ptr, do_ptr, dh_ptr, dv_ptr, scale, T, H, K, V, KG, NT,
-    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    k_ptr, gc_ptr, do_ptr, dh_ptr, a_ptr, dv_ptr, scale, T, H, K, V, KG, NT,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):  # fmt: skip
+    """``dv = (k * exp(gl - G)) dS' + scale * A^T do`` for a whole chunk and one value tile, two dense ``tl.dot``
+    (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
     vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
-    NC: tl.constexpr = BT // BC
     cols_v = vb * BV + tl.arange(0, BV)
     mask_v = cols_v < V
     base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
     grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
+    t, valid = _positions(n, 0, T, BT, BT, REVERSE)
     p_last = tl.minimum(n * BT + BT, T) - 1
-    for jc in range(0, NC):
-        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
-        do_j = _load_rows(do_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V)
-        inter = tl.zeros([BC, BV], dtype=tl.float32)
-        intra = tl.zeros([BC, BV], dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            cols_k = k0 + tl.arange(0, BK)
-            mask_k = cols_k < K
-            gcols = _gate_cols(cols_k, PER_KEY)
-            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
-            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-            q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-            last = _gate_row(gc_ptr, base_g, p_last, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-            grad = tl.load(
-                grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
-            )
-            inter += tl.dot(k_j * _masked_exp(last[None, :] - G_j, valid_j), grad, input_precision=PRECISION)
-            scores = tl.sum(q_j[:, None, :] * k_j[None, :, :] * _diagonal_decay(G_j, BC), axis=2)
-            intra += tl.dot(tl.trans(scores), do_j, input_precision=PRECISION)
-            # Later sub-chunks, anchored at this one's last step.
-            anchor = _gate_row(gc_ptr, base_g, n * BT + jc * BC + BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-            k_b = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
-            for ic in range(jc + 1, NC):
-                t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
-                G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
-                q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-                q_i = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
-                do_i = _load_rows(do_ptr, base_v, t_i, valid_i, cols_v, mask_v, H * V)
-                scores = tl.dot(q_i, tl.trans(k_b), input_precision=PRECISION)
-                intra += tl.dot(tl.trans(scores), do_i, input_precision=PRECISION)
-        _store_rows(dv_ptr, base_v, t_j, valid_j, cols_v, mask_v, H * V, inter + scale * intra)
+    acc = tl.zeros([BT, BV], dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        cols_k = k0 + tl.arange(0, BK)
+        mask_k = cols_k < K
+        G = _load_rows(gc_ptr, base_g, t, valid, _gate_cols(cols_k, PER_KEY), mask_k, H * KG)
+        last = _gate_row(gc_ptr, base_g, p_last, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+        k = _load_rows(k_ptr, base_k, t, valid, cols_k, mask_k, H * K) * _masked_exp(last[None, :] - G, valid)
+        grad = tl.load(
+            grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
+        )
+        acc += tl.dot(k, grad, input_precision=PRECISION)
+    rows = tl.arange(0, BT)
+    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
+    scores = tl.load(a_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], mask=causal, other=0.0)
+    do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
+    acc += scale * tl.dot(tl.trans(scores), do, input_precision=PRECISION)
+    _store_rows(dv_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc)
 
 
 @triton.jit
@@ -438,6 +483,19 @@ def chunk_states(k, v, gc, initial_state, reverse, cfg):
     return h, final_state
 
 
+def intra_chunk_scores(q, k, gc, reverse, cfg):
+    """``A [B, T, H, BT]`` float32: row ``t`` holds the scores of query ``t`` against the keys of its chunk, column
+    ``c`` the key at offset ``c`` of the chunk in processing order, written at and below the diagonal only."""
+    batch, steps, heads, key_dim = q.shape
+    scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
+    grid = (cfg["BT"] // cfg["BC"], triton.cdiv(steps, cfg["BT"]), batch * heads)
+    _fwd_a_kernel[grid](
+        q, k, gc, scores, steps, heads, key_dim, gc.shape[-1], BT=cfg["BT"], BC=cfg["BC"], BK=cfg["BK"],
+        PER_KEY=gc.shape[-1] > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    )  # fmt: skip
+    return scores
+
+
 def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cfg=None):
     """Forward launch. ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` contiguous, ``g [B, T, H, Kg]`` contiguous
     (``Kg`` is ``K`` or 1), ``initial_state [B, H, K, V]`` float32 or None.
@@ -448,11 +506,12 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cfg=None):
     batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(q, v, g, cfg)
     gc = chunk_cumsum(g, reverse, cfg)
     h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg)
+    scores = intra_chunk_scores(q, k, gc, reverse, cfg)
     o = torch.empty_like(v)
     grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
     _fwd_o_kernel[grid](
-        q, k, v, gc, h, o, scale, steps, heads, key_dim, value_dim, width, n_chunks,
-        BT=cfg["BT"], BC=cfg["BC"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
+        q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, width, n_chunks,
+        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
         PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
     )  # fmt: skip
     return o, final_state
@@ -479,8 +538,9 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg
     dv = torch.empty_like(v)
     grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
     _bwd_dv_kernel[grid](
-        q, k, gc, do, dh, dv, scale, steps, heads, key_dim, value_dim, width, n_chunks, BC=cfg["BC"], **common
-    )
+        k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg), dv, scale, steps, heads, key_dim, value_dim, width,
+        n_chunks, **common,
+    )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
     grid = (triton.cdiv(key_dim, cfg["BK"]), n_chunks, batch * heads)
