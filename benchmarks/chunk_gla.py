@@ -62,12 +62,13 @@ def ours(q, k, v, g):
     return chunk_gla(q, k, v, g)[0]
 
 
-def use_warps(num_warps: int) -> None:
-    """Run our chunk_gla kernels with ``num_warps`` (wraps ``launch_config``; kernel_sass.py shows the spills)."""
+def override_config(**settings: int) -> None:
+    """Run our chunk_gla kernels with ``settings`` over ``launch_config``'s (``num_warps``, ``BK_DQK``: the key tile
+    of the dq/dk kernel); kernel_sass.py shows their registers and spills."""
     from lrnn.core.scan.gla import triton as face
 
     default = face.launch_config
-    face.launch_config = lambda key_dim, value_dim: {**default(key_dim, value_dim), "num_warps": num_warps}
+    face.launch_config = lambda key_dim, value_dim: {**default(key_dim, value_dim), **settings}
 
 
 def fla_op():
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-sdpa", action="store_true", help="skip causal scaled_dot_product_attention")
     parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
     parser.add_argument("--num-warps", type=int, default=None, help="our kernels' warps (default: launch_config's)")
+    parser.add_argument("--dqk-key-tile", type=int, default=None, help="the dq/dk kernel's key tile (default: BK)")
     parser.add_argument("--profile", action="store_true", help="also list each kernel's time (first length only)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -99,8 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("lrnn bench chunk_gla needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
 
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
-    if args.num_warps is not None:
-        use_warps(args.num_warps)
+    overrides = {"num_warps": args.num_warps, "BK_DQK": args.dqk_key_tile}
+    override_config(**{key: value for key, value in overrides.items() if value is not None})
     device = torch.device("cuda")
     peer = None if args.no_fla else fla_op()
     report = {
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
             "dtype": "bfloat16",
             "gate": "per_key",
             "num_warps": args.num_warps,
+            "dqk_key_tile": args.dqk_key_tile,
         },
         "results": [],
     }

@@ -144,14 +144,15 @@ def selective_scan_kernels() -> list[KernelSpec]:
 
 
 def chunk_gla_kernels() -> list[KernelSpec]:
-    """The seven chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, states, ``A``, ``dg``)."""
+    """The eight chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, states, ``A``, ``dg``)."""
     from lrnn.core.scan.gla import triton as face
 
     config = face.launch_config(128, 128)
     tiles = {"BT": config["BT"], "BC": config["BC"], "BK": config["BK"], "BV": config["BV"]}
     common = {"PER_KEY": True, "REVERSE": False, "PRECISION": "tf32"}
     pointers = {
-        name: "*fp32" for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr", "a_ptr")
+        name: "*fp32"
+        for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr", "a_ptr", "da_ptr")
     }
     pointers["g_ptr"] = "*bf16"
     specs = [
@@ -161,6 +162,7 @@ def chunk_gla_kernels() -> list[KernelSpec]:
         ("fwd_o", face._fwd_o_kernel, {**tiles, **common}),
         ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}),
         ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}),
+        ("bwd_da", face._bwd_da_kernel, {**tiles, **common}),
         ("bwd_dqk", face._bwd_dqk_kernel, {**tiles, **common}),
     ]
     kernels = []

@@ -48,6 +48,18 @@ def test_triton_face_matches_reference(device, gate, normalizer, T, K, V, revers
     assert_close_to(result, expected, TOLERANCE[torch.float32], gate_scale=scale)
 
 
+def test_dq_dk_kernel_with_its_own_key_tile(device, monkeypatch):
+    """``BK_DQK`` (the dq/dk kernel's key tile, a benchmark knob) below ``BK`` gives the same gradients."""
+    tiles = triton_face.launch_config
+    monkeypatch.setattr(
+        triton_face, "launch_config", lambda key_dim, value_dim: {**tiles(key_dim, value_dim), "BK_DQK": 16}
+    )
+    inputs, cotangents = make_inputs(1, 70, 2, 48, 40, "per_key", 1, seed=4)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32)
+    assert_close_to(result, reference(inputs, cotangents, torch.float32), TOLERANCE[torch.float32])
+
+
 @pytest.mark.parametrize("dtype,gate", [(torch.bfloat16, "per_key"), (torch.float16, "per_head")])
 def test_low_precision_inputs(device, dtype, gate):
     inputs, cotangents = make_inputs(1, 63, 2, 32, 48, gate, seed=1)

@@ -20,7 +20,8 @@ Kernels (grid in brackets):
    ``dS <- exp(gl) * dS' + scale * sum_i (q_i * exp(G_i))^T do_i``.
 5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv = scale * A^T do + (k exp(gl - G)) dS'``, ``A`` recomputed by
    ``_fwd_a_kernel``.
-6. ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``.
+6. ``_bwd_da_kernel`` [chunks, B*H]: ``dA = do v^T`` ``[B, T, H, BT]``, at and below the diagonal, one dense dot.
+   ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``, from ``dA``.
 
 Saved for the backward: the inputs only; ``G``, ``h`` and ``A`` are recomputed (kernels 1 to 3).
 
@@ -54,7 +55,7 @@ SUBCHUNK = 16
 
 def launch_config(key_dim: int, value_dim: int) -> dict:
     """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
-    edges)."""
+    edges); ``BK_DQK``, the dq/dk kernel's key tile, defaults to ``BK`` when absent."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -343,17 +344,36 @@ def _bwd_dv_kernel(
 
 
 @triton.jit
-def _dot_rows(a_ptr, b_ptr, base, t_a, valid_a, t_b, valid_b, V, stride_t, BC: tl.constexpr, BV: tl.constexpr,
-              PRECISION: tl.constexpr):  # fmt: skip
-    """``a_i . b_j`` over all ``V`` columns, ``[BC, BC]``: ``dA_ij = do_i . v_j``."""
-    acc = tl.zeros([BC, BC], dtype=tl.float32)
+def _score_block(a_ptr, base_a, t_i, valid_i, col0, stride_t, BC: tl.constexpr, DIAGONAL: tl.constexpr):
+    """The ``[BC, BC]`` block of a ``[B, T, H, BT]`` score matrix at the rows ``t_i`` and the columns from ``col0``
+    (``base_a`` at ``(b, 0, h, 0)``); on the ``DIAGONAL`` only at and below it, 0 above (where nothing is written)."""
+    cols = tl.arange(0, BC)
+    mask = valid_i[:, None] & (cols < BC)[None, :]
+    if DIAGONAL:
+        mask = mask & (cols[None, :] <= cols[:, None])
+    return tl.load(a_ptr + base_a + t_i[:, None] * stride_t + col0 + cols[None, :], mask=mask, other=0.0)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_da_kernel(
+    do_ptr, v_ptr, da_ptr, T, H, V,
+    BT: tl.constexpr, BV: tl.constexpr, REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """``dA_ij = do_i . v_j`` for the rows and columns of chunk ``n``, one dense dot a value tile, into ``dA [B, T,
+    H, BT]`` at and below the diagonal."""
+    n, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    base_v = (b * T * H + h) * V
+    t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+    acc = tl.zeros([BT, BT], dtype=tl.float32)
     for v0 in range(0, V, BV):
         cols = v0 + tl.arange(0, BV)
         mask = cols < V
-        a = _load_rows(a_ptr, base, t_a, valid_a, cols, mask, stride_t)
-        b = _load_rows(b_ptr, base, t_b, valid_b, cols, mask, stride_t)
-        acc += tl.dot(a, tl.trans(b), input_precision=PRECISION)
-    return acc
+        do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V)
+        acc += tl.dot(do, tl.trans(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V)), input_precision=PRECISION)
+    rows = tl.arange(0, BT)
+    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
+    tl.store(da_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], acc, mask=causal)
 
 
 @triton.jit
@@ -374,7 +394,8 @@ def _dot_state(x_ptr, base, t, valid, state_ptr, cols_k, mask_k, V, stride_t, BC
 
 @triton.jit(do_not_specialize=["T"])
 def _bwd_dqk_kernel(
-    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, ht_ptr, do_ptr, dh_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V, KG, NT,
+    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, ht_ptr, do_ptr, dh_ptr, da_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V, KG,
+    NT,
     BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
     REVERSE: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
@@ -385,6 +406,7 @@ def _bwd_dqk_kernel(
     mask_k = cols_k < K
     gcols = _gate_cols(cols_k, PER_KEY)
     base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    base_a = (b * T * H + h) * BT
     state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
     grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
     next_ptr = h_ptr + ((b * NT + n + 1) * H + h) * K * V
@@ -412,7 +434,7 @@ def _bwd_dqk_kernel(
         dk = _dot_state(v_ptr, base_v, t_i, valid_i, grad_ptr, cols_k, mask_k, V, H * V, BC, BK, BV,
                         PRECISION) * _masked_exp(last[None, :] - G_i, valid_i)  # fmt: skip
         # The diagonal block.
-        d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_i, valid_i, t_i, valid_i, V, H * V, BC, BV, PRECISION)
+        d_scores = _score_block(da_ptr, base_a, t_i, valid_i, ic * BC, H * BT, BC, True)
         decay = _diagonal_decay(G_i, BC) * d_scores[:, :, None]
         dq += scale * tl.sum(decay * k_i[None, :, :], axis=1)
         dk += scale * tl.sum(decay * q_i[:, None, :], axis=0)
@@ -426,7 +448,7 @@ def _bwd_dqk_kernel(
             G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
             k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
             k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
-            d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_i, valid_i, t_j, valid_j, V, H * V, BC, BV, PRECISION)
+            d_scores = _score_block(da_ptr, base_a, t_i, valid_i, jc * BC, H * BT, BC, False)
             acc += tl.dot(d_scores, k_j, input_precision=PRECISION)
         dq += scale * acc * _masked_exp(G_i - anchor[None, :], valid_i)
         # Later query sub-chunks for dk, anchored at this sub-chunk's last step.
@@ -437,7 +459,7 @@ def _bwd_dqk_kernel(
             G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
             q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
             q_j = q_j * _masked_exp(G_j - anchor[None, :], valid_j)
-            d_scores = _dot_rows(do_ptr, v_ptr, base_v, t_j, valid_j, t_i, valid_i, V, H * V, BC, BV, PRECISION)
+            d_scores = _score_block(da_ptr, base_a, t_j, valid_j, ic * BC, H * BT, BC, False)
             acc += tl.dot(tl.trans(d_scores), q_j, input_precision=PRECISION)
         dk += scale * acc * _masked_exp(anchor[None, :] - G_i, valid_i)
         _store_rows(dq_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dq)
@@ -541,12 +563,18 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg
         k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg), dv, scale, steps, heads, key_dim, value_dim, width,
         n_chunks, **common,
     )  # fmt: skip
+    d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
+    _bwd_da_kernel[(n_chunks, batch * heads)](
+        do, v, d_scores, steps, heads, value_dim, BT=cfg["BT"], BV=cfg["BV"], REVERSE=reverse,
+        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
-    grid = (triton.cdiv(key_dim, cfg["BK"]), n_chunks, batch * heads)
+    key_tile = cfg.get("BK_DQK", cfg["BK"])
+    grid = (triton.cdiv(key_dim, key_tile), n_chunks, batch * heads)
     _bwd_dqk_kernel[grid](
-        q, k, v, gc, h, final_state, do, dh, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width, n_chunks,
-        BC=cfg["BC"], **common,
+        q, k, v, gc, h, final_state, do, dh, d_scores, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
+        n_chunks, BC=cfg["BC"], **{**common, "BK": key_tile},
     )  # fmt: skip
     if width == 1:
         dg = dg.sum(-1, keepdim=True)
