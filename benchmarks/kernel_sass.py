@@ -173,7 +173,8 @@ def chunk_gla_kernels() -> list[KernelSpec]:
 
 
 def linear_scan_kernels() -> list[KernelSpec]:
-    """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README)."""
+    """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README; ``T`` and ``D``
+    multiples of 16, as the GPU specialises them)."""
     import torch
     from lrnn.core.scan.linear import triton as face
 
@@ -187,7 +188,7 @@ def linear_scan_kernels() -> list[KernelSpec]:
         config = face.launch_config(8, 4096, torch.bfloat16, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, **flags, **extra}
         name = f"linear {direction} BT={config['BT']} BD={config['BD']}"
-        kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"]))
+        kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
     return kernels
 
 
