@@ -52,6 +52,12 @@ def _tool(name: str, *args: str) -> str:
     return subprocess.run([os.path.join(TOOLS, name), *args], capture_output=True, text=True, check=True).stdout
 
 
+def is_instruction(line: str) -> bool:
+    """A SASS instruction line: an address and an opcode (the listing's data sections have addresses too, from 0,
+    overlapping the code's: counting them inflated every count made before session 4)."""
+    return ADDRESS.search(line) is not None and OPCODE.search(line) is not None
+
+
 def loops(sass: str) -> list[dict]:
     """The loops of a SASS listing, smallest first: instruction count and the ``COUNTED`` ones."""
     label_address, pending, instructions = {}, None, []
@@ -60,8 +66,8 @@ def loops(sass: str) -> list[dict]:
         if label:
             pending = label.group(1)
             continue
-        address = ADDRESS.search(line)
-        if address:
+        if is_instruction(line):
+            address = ADDRESS.search(line)
             offset = int(address.group(1), 16)
             if pending:
                 label_address[pending], pending = offset, None
@@ -106,7 +112,7 @@ def compile_report(kernel, types: dict, constexprs: dict, num_warps: int, divisi
         "registers": int(resources["REG"]),
         "stack": int(resources["STACK"]),
         "shared": compiled.metadata.shared,
-        "instructions": sum(1 for line in sass.splitlines() if ADDRESS.search(line)),
+        "instructions": sum(1 for line in sass.splitlines() if is_instruction(line)),
         "loops": loops(sass),
     }
 
