@@ -186,6 +186,14 @@ def _fwd_h_kernel(
 
 
 @triton.jit
+def _chunk_scores(row0, t, valid, H, BT: tl.constexpr):
+    """Offsets of a chunk's ``[BT, BT]`` block in a ``[B, T, H, BT]`` score matrix (``row0 = b T H + h``, rows at
+    the times ``t``) and the mask of its valid rows at and below the diagonal."""
+    cols = tl.arange(0, BT)
+    return (row0 * BT + t[:, None] * H * BT + cols[None, :]), valid[:, None] & (cols[None, :] <= cols[:, None])
+
+
+@triton.jit
 def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: tl.constexpr):
     """``exp(G_i - G_j)`` ``[BC, BC]`` for a scalar gate (column 0 of ``G``), 0 above the diagonal if ``CAUSAL``."""
     g_i = tl.load(gc_ptr + base_g + t_i * stride_g, mask=valid_i, other=0.0)
@@ -277,9 +285,8 @@ def _fwd_o_kernel(
             state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
         acc += tl.dot(q * _masked_exp(G, valid), state, input_precision=PRECISION)
-    rows = tl.arange(0, BT)
-    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
-    scores = tl.load(a_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], mask=causal, other=0.0)
+    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
     acc += tl.dot(scores, _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V), input_precision=PRECISION)
     _store_rows(o_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc * scale)
 
@@ -335,9 +342,8 @@ def _bwd_dv_kernel(
             grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
         acc += tl.dot(k, grad, input_precision=PRECISION)
-    rows = tl.arange(0, BT)
-    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
-    scores = tl.load(a_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], mask=causal, other=0.0)
+    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
     do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
     acc += scale * tl.dot(tl.trans(scores), do, input_precision=PRECISION)
     _store_rows(dv_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc)
@@ -371,9 +377,8 @@ def _bwd_da_kernel(
         mask = cols < V
         do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V)
         acc += tl.dot(do, tl.trans(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V)), input_precision=PRECISION)
-    rows = tl.arange(0, BT)
-    causal = valid[:, None] & (rows[None, :] <= rows[:, None])
-    tl.store(da_ptr + (b * T * H + h) * BT + t[:, None] * H * BT + rows[None, :], acc, mask=causal)
+    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    tl.store(da_ptr + offs_a, acc, mask=causal)
 
 
 @triton.jit
