@@ -52,6 +52,7 @@ LION_OPERATOR_CFG: dict[str, dict[str, Any]] = {  # operator -> LION's mixer set
     "retnet": {"rotary": False, "output_gate": False, "out_gain": 2**-2.5},  # LION's MultiScaleRetention
 }
 LION_LAYER_INDEXED = ("rwkv6",)  # operators initialised by their block's index (layer_idx, num_layers)
+LION_NORM_EPS: dict[str, float] = {"retnet": 1e-6}  # operator -> its blocks' LayerNorm epsilon (default 1e-5)
 LION_LAYER_SCALE: dict[str, float] = {"rwkv6": 1e-5}  # operator -> initial layer scale (Vision-RWKV's init_values)
 LION_OPERATOR_PASSES: dict[str, tuple[dict[str, Any], ...]] = {  # operator -> blocks run in turn per direction
     "mlstm": ({}, {"reverse": True}),
@@ -90,11 +91,12 @@ class LIONOperatorBlock(nn.Module):
         cfg = {**LION_OPERATOR_CFG.get(operator, {}), **place, **(operator_cfg or {})}
         self.mixer = build_mixer(operator, d_model=d_model, **cfg)
         self.input_norm = nn.LayerNorm(d_model) if indexed and layer_idx == 0 else None
-        self.norm = nn.LayerNorm(d_model)
+        eps = LION_NORM_EPS.get(operator, 1e-5)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
         self.drop_path = DropPath(drop_path)
         self.mlp = None
         if mlp_ratio > 0:
-            self.mlp_norm = nn.LayerNorm(d_model)
+            self.mlp_norm = nn.LayerNorm(d_model, eps=eps)
             if operator == "rwkv6":
                 self.mlp = RWKVChannelMix(d_model, mlp_ratio, layer_idx, num_layers)
             else:

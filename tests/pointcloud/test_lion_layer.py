@@ -128,6 +128,7 @@ def test_rwkv6_blocks_follow_lions_rwkv_block():
     retnet = LIONOperatorBlock("retnet", 16, {"num_heads": 2})
     assert isinstance(retnet.mlp, nn.Sequential) and retnet.input_norm is None
     assert retnet.mixer.g_proj is None and not retnet.mixer.rotary  # LION's retention: no gate, no rotation
+    assert retnet.norm.eps == retnet.mlp_norm.eps == 1e-6 and first.norm.eps == 1e-5
 
 
 def test_backbone_numbers_its_operator_blocks_as_lion_does():
