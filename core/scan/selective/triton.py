@@ -19,6 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
+LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x log2 e): A is scaled once, not every step
+
 
 @triton.jit
 def _softplus(x):
@@ -94,7 +96,7 @@ def _selective_fwd_kernel(
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
-    A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
     h = tl.zeros([BD, BN], dtype=tl.float32)
@@ -109,7 +111,7 @@ def _selective_fwd_kernel(
         step, _, u, b, c = _step_inputs(
             dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, HAS_BIAS, SOFTPLUS
         )
-        h = tl.exp(step[:, None] * A) * h + (step * u)[:, None] * b[None, :]
+        h = tl.exp2(step[:, None] * A) * h + (step * u)[:, None] * b[None, :]
         y = tl.sum(h * c[None, :], axis=1) + skip * u
         if HAS_Z:
             z = tl.load(z_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
@@ -131,6 +133,7 @@ def _selective_bwd_kernel(
     n_blocks = tl.num_programs(0)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+    A2 = A * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
     dh = tl.zeros([BD, BN], dtype=tl.float32)
@@ -155,7 +158,7 @@ def _selective_bwd_kernel(
                 dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d & valid,
                 mask_n & valid, HAS_BIAS, SOFTPLUS,
             )  # fmt: skip
-            h = tl.exp(step[:, None] * A) * h + (step * u)[:, None] * b[None, :]
+            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
             tl.store(scratch + j * BD * BN, h)
         tl.debug_barrier()
         for j_back in range(0, BT):  # and walk them backwards
@@ -181,7 +184,7 @@ def _selective_bwd_kernel(
                 )
                 dy = dy * z * gate
             dh += dy[:, None] * c[None, :]
-            decay = tl.exp(step[:, None] * A)
+            decay = tl.exp2(step[:, None] * A2)
             du = tl.sum(dh * b[None, :], axis=1) * step + skip * dy
             dstep = tl.sum(dh * (A * decay * before + b[None, :] * u[:, None]), axis=1)
             if SOFTPLUS:
