@@ -11,7 +11,8 @@ head for a scalar gate, which loads as a broadcast row), ``gl`` its last row and
 
 Kernels (grid in brackets):
 
-1. ``_cumsum_kernel`` [chunks, B*H]: ``G`` in float32, chunk-local, in the inputs' layout.
+1. ``_cumsum_kernel`` [chunks, B*H]: ``G`` in float32, chunk-local, in the inputs' layout, stored in base 2
+   (``G log2 e``), so each ``exp`` below is one ``exp2`` without a multiply.
 2. ``_fwd_h_kernel`` [K blocks, V blocks, B*H]: the states entering every chunk, ``h [B, NT, H, K, V]`` float32,
    and the final state; a sequential loop over chunks.
 3. ``_fwd_a_kernel`` [sub-chunks, chunks, B*H]: the intra-chunk scores ``A [B, T, H, BT]`` (float32; below).
@@ -47,6 +48,8 @@ import triton
 import triton.language as tl
 
 from .op import chunk_gla_fwd
+
+LOG2E = tl.constexpr(1.4426950408889634)  # G is kept in base 2 (G log2 e), so every exp(.) is one ex2
 
 # Chunk, sub-chunk and tile sizes; tests patch ``launch_config`` to small tiles.
 CHUNK = 64
@@ -117,7 +120,7 @@ def _gate_row(gc_ptr, base_g, p, T, cols, mask_c, stride_g, PER_KEY: tl.constexp
 @triton.jit
 def _masked_exp(x, valid):
     """``exp(x)`` on valid rows, 0 on the others (whatever ``x`` holds there)."""
-    return tl.where(valid[:, None], tl.exp(x), 0.0)
+    return tl.where(valid[:, None], tl.exp2(x), 0.0)
 
 
 @triton.jit
@@ -125,7 +128,7 @@ def _diagonal_decay(G, BC: tl.constexpr):
     """``exp(G_i - G_j)`` for ``j <= i`` and 0 above the diagonal: ``[BC, BC, BK]`` from ``G [BC, BK]``."""
     rows = tl.arange(0, BC)
     causal = (rows[:, None] >= rows[None, :])[:, :, None]
-    return tl.where(causal, tl.exp(tl.minimum(G[:, None, :] - G[None, :, :], 0.0)), 0.0)
+    return tl.where(causal, tl.exp2(tl.minimum(G[:, None, :] - G[None, :, :], 0.0)), 0.0)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -140,7 +143,7 @@ def _cumsum_kernel(
         cols = c0 + tl.arange(0, BK)
         mask_c = cols < KG
         g = _load_rows(g_ptr, base, t, valid, cols, mask_c, H * KG)
-        _store_rows(gc_ptr, base, t, valid, cols, mask_c, H * KG, tl.cumsum(g, axis=0))
+        _store_rows(gc_ptr, base, t, valid, cols, mask_c, H * KG, tl.cumsum(g, axis=0) * LOG2E)
 
 
 @triton.jit
@@ -181,7 +184,7 @@ def _fwd_h_kernel(
         G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
         k = _load_rows(k_ptr, base_k, t, valid, cols_k, mask_k, H * K) * _masked_exp(last[None, :] - G, valid)
         v = _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V)
-        state = state * tl.exp(last)[:, None] + tl.dot(tl.trans(k), v, input_precision=PRECISION)
+        state = state * tl.exp2(last)[:, None] + tl.dot(tl.trans(k), v, input_precision=PRECISION)
     tl.store(ht_ptr + bh * K * V + state_offs, state, mask=mask_kv)
 
 
@@ -198,7 +201,7 @@ def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: 
     """``exp(G_i - G_j)`` ``[BC, BC]`` for a scalar gate (column 0 of ``G``), 0 above the diagonal if ``CAUSAL``."""
     g_i = tl.load(gc_ptr + base_g + t_i * stride_g, mask=valid_i, other=0.0)
     g_j = tl.load(gc_ptr + base_g + t_j * stride_g, mask=valid_j, other=0.0)
-    decay = tl.exp(tl.minimum(g_i[:, None] - g_j[None, :], 0.0))
+    decay = tl.exp2(tl.minimum(g_i[:, None] - g_j[None, :], 0.0))
     if CAUSAL:
         rows = tl.arange(0, t_i.shape[0])
         decay = tl.where(rows[:, None] >= rows[None, :], decay, 0.0)
@@ -311,7 +314,7 @@ def _bwd_dh_kernel(
         G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
         q = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K) * _masked_exp(G, valid)
         do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
-        grad = grad * tl.exp(last)[:, None] + scale * tl.dot(tl.trans(q), do, input_precision=PRECISION)
+        grad = grad * tl.exp2(last)[:, None] + scale * tl.dot(tl.trans(q), do, input_precision=PRECISION)
     tl.store(dh0_ptr + bh * K * V + state_offs, grad, mask=mask_kv)
 
 
