@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..metrics import reset_metrics
+from ..metrics import ResetMetricsOnEvaluation
 from ..schedules import warmup_cosine
 from .codec.mel_kmeans import MelKMeansCodec
 from .model.lina import LinaSpeech
@@ -50,7 +50,7 @@ def save_mel_png(log_mel: torch.Tensor, path: str | Path, frame_rate: float) -> 
     figure.savefig(path, dpi=100)
 
 
-class LinaSpeechModule(L.LightningModule):
+class LinaSpeechModule(ResetMetricsOnEvaluation, L.LightningModule):
     """Trains ``LinaSpeech`` (built from the arguments below) with teacher forcing.
 
     Logs ``train/loss``, ``val/loss`` (cross-entropy in nats per token) and ``val/acc_top10`` (share of non-PAD,
@@ -172,12 +172,6 @@ class LinaSpeechModule(L.LightningModule):
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.acc_top10[split](logits, targets)
         self.log(f"{split}/acc_top10", self.acc_top10[split], on_epoch=True, batch_size=batch_size)
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -11,3 +11,14 @@ def reset_metrics(module: nn.Module) -> None:
     for metric in module.modules():
         if isinstance(metric, Metric):
             metric.reset()
+
+
+class ResetMetricsOnEvaluation:
+    """LightningModule mixin, listed before ``L.LightningModule``: ``reset_metrics`` whenever a validation or test
+    epoch starts."""
+
+    def on_validation_epoch_start(self) -> None:
+        reset_metrics(self)
+
+    def on_test_epoch_start(self) -> None:
+        reset_metrics(self)

@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from ..metrics import reset_metrics
+from ..metrics import ResetMetricsOnEvaluation
 from .backbone import LION3DBackbone, height_compression
 from .bev_backbone import BEVBackbone
 from .detect import BEVAveragePrecision, CenterHead, KittiAP
@@ -21,7 +21,7 @@ from .plots import plot_bev
 from .voxelize import grid_size, voxelize
 
 
-class LIONDetector(L.LightningModule):
+class LIONDetector(ResetMetricsOnEvaluation, L.LightningModule):
     """LION 3D detector: points -> voxels -> ``LION3DBackbone`` -> height compression -> ``BEVBackbone`` ->
     ``CenterHead``.
 
@@ -210,12 +210,6 @@ class LIONDetector(L.LightningModule):
                         known.append(value)
                 if known:
                     self.log(f"{split}/kitti/mAP_{metric_name}_{level}", sum(known) / len(known))
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_average_precision("val")

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torchmetrics.classification import MultilabelJaccardIndex
 
-from ...metrics import reset_metrics
+from ...metrics import ResetMetricsOnEvaluation
 from ...schedules import warmup_cosine
 from ..detect import BEVAveragePrecision
 from .model import UniLION
@@ -26,7 +26,7 @@ from .seg_head import footprint_masks
 COMBINATIONS = ("L", "LT", "LC", "LCT")
 
 
-class UniLIONModule(L.LightningModule):
+class UniLIONModule(ResetMetricsOnEvaluation, L.LightningModule):
     """Args: the ``UniLION`` options (``class_names`` gives the class count), the loss weights, the chances of
     training without the camera or the previous frame, AdamW's ``lr`` and ``weight_decay`` (a cosine schedule
     after ``warmup_fraction`` of the steps), and the BEV IoU of a true positive."""
@@ -145,12 +145,6 @@ class UniLIONModule(L.LightningModule):
                 self.log(f"{split}/{combo}/bev_map", known.mean())
             iou = self.segmentation_iou[key].compute()
             self.log(f"{split}/{combo}/seg_iou", iou.mean(), prog_bar=combo == "LCT")
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")

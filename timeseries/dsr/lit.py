@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...metrics import reset_metrics
+from ...metrics import ResetMetricsOnEvaluation
 from .forcing import ALPHA_ESTIMATORS, SOLVERS, anneal_alpha, estimate_alpha, forced_rollout
 from .metric_classes import PowerSpectrumError, PredictionError, StateSpaceDivergence
 from .metrics import n_step_predictions
@@ -19,7 +19,7 @@ from .subregions import symbolic_code
 FORCINGS = ("sparse", "gtf")
 
 
-class DSRModule(L.LightningModule):
+class DSRModule(ResetMetricsOnEvaluation, L.LightningModule):
     """Trains a piecewise-linear RNN on subsequences under teacher forcing (Brenner et al. 2024, Hess et al. 2023).
 
     Loss: ``mean (readout(z_t) − x_t)²`` over ``t = 1 .. T-1`` and the batch, where ``z_t`` are the predictions
@@ -166,12 +166,6 @@ class DSRModule(L.LightningModule):
         self.log_dict({key: math.inf if math.isnan(v) else v for key, v in values.items()}, prog_bar=True)
         for measure in self.measures.values():
             measure.reset()
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         self._measure(batch[0], "val")

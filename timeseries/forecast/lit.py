@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
-from ...metrics import reset_metrics
+from ...metrics import ResetMetricsOnEvaluation
 from .base import ForecastModel
 from .data import ForecastDataModule
 from .plots import plot_forecast
@@ -26,7 +26,7 @@ def forecast_metrics() -> nn.ModuleDict:
     )
 
 
-class Forecaster(L.LightningModule):
+class Forecaster(ResetMetricsOnEvaluation, L.LightningModule):
     """Trains a ``ForecastModel`` on ``ForecastDataModule`` batches with the MSE of the scaled forecast.
 
     Optimiser Adam; the rate of epoch ``e`` (from 0) is ``lr · lr_decay^max(0, e - lr_decay_delay)``. With
@@ -118,12 +118,6 @@ class Forecaster(L.LightningModule):
             metric.update(*(original if name.endswith("_original") else scaled))
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "mse")
         return pred
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -11,11 +11,11 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.optim import param_groups_weight_decay
 from torchmetrics.classification import MulticlassAccuracy
 
-from ...metrics import reset_metrics
+from ...metrics import ResetMetricsOnEvaluation
 from ...schedules import warmup_cosine
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(ResetMetricsOnEvaluation, L.LightningModule):
     """Classification with mixup/cutmix, label smoothing, AdamW and a warm-up + cosine learning rate, as in the
     DeiT recipe that Vim and VMamba train with.
 
@@ -93,12 +93,6 @@ class ImageClassifier(L.LightningModule):
         top5(logits, labels)
         self.log(f"{split}/acc", top1, on_epoch=True, prog_bar=True)
         self.log(f"{split}/acc5", top5, on_epoch=True)
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_acc, self.val_acc5)

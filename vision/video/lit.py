@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ...metrics import reset_metrics
+from ...metrics import ResetMetricsOnEvaluation
 from .losses import next_frame_loss
 from .plots import plot_rollout_strip
 from .predictor import VideoPredictor
@@ -23,7 +23,7 @@ def alexnet_weights_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(AlexNet_Weights.DEFAULT.url).name
 
 
-class VideoPredictionModule(L.LightningModule):
+class VideoPredictionModule(ResetMetricsOnEvaluation, L.LightningModule):
     """Next-frame prediction of ``[B, T, C, H, W]`` videos in [-1, 1] as in the official ConvS5 code.
 
     Training: the model reads frames ``0 .. T-2`` in parallel and predicts frames ``1 .. T-1`` (teacher forcing);
@@ -128,12 +128,6 @@ class VideoPredictionModule(L.LightningModule):
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "psnr")
         if batch_idx == 0:
             self._strips[split] = (frames[0, :context].cpu(), prediction[0].cpu(), truth[0].cpu())
-
-    def on_validation_epoch_start(self) -> None:
-        reset_metrics(self)
-
-    def on_test_epoch_start(self) -> None:
-        reset_metrics(self)
 
     def validation_step(self, frames: torch.Tensor, batch_idx: int) -> None:
         self._evaluate(frames, batch_idx, "val")
