@@ -69,9 +69,10 @@ def _convolve(conv, forward, x: SparseConvTensor) -> SparseConvTensor:
     _check_cpu_threads(x)
     device = x.features.device.type
     if not torch.is_autocast_enabled(device) or (device == "cuda" and conv.training):
-        return _in_autocast_dtype(forward(x))
-    with torch.autocast(device, enabled=False):
-        out = forward(x.replace_feature(x.features.to(conv.weight.dtype)))
+        out = forward(x)
+    else:
+        with torch.autocast(device, enabled=False):
+            out = forward(x.replace_feature(x.features.to(conv.weight.dtype)))
     return _in_autocast_dtype(out)
 
 
