@@ -24,9 +24,14 @@ not listed below go to the recipe:
     lrnn bench dsr_reproduce                           # 3 seeds of the full recipe: 2000 epochs, ~48 min a seed
     lrnn bench dsr_reproduce --ecg --seeds 1           # 4000 epochs of M = 100, ~46 min
     lrnn bench dsr_reproduce --trainer.max_epochs=400  # shorter runs (the lr still decays 1e-3 -> 1e-5)
+
+Seeds run one after the other; to use several cores, run one process per seed (``--first-seed k --seeds 1 --out
+seed_k.json``) and join their reports (``--merge seed_0.json seed_1.json seed_2.json``): the rows are kept, the
+summary is recomputed over all of them.
 """
 
 import argparse
+import json
 import platform
 import time
 import warnings
@@ -153,7 +158,9 @@ def check_targets(row: dict, targets: dict) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench dsr_reproduce", description=__doc__.split("\n")[0])
     parser.add_argument("--ecg", action="store_true", help="the ECG recipe instead of Lorenz-63")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (first, first + 1, ...)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed")
+    parser.add_argument("--merge", type=Path, nargs="+", help="join these reports (of one recipe) instead of training")
     parser.add_argument("--data", default=None, help="the series (default: ../shared/data/dsr/<dataset>.npy)")
     parser.add_argument("--eval-steps", type=int, default=None, help="T of the evaluation (default: see --protocol)")
     parser.add_argument(
@@ -166,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=Path, default=Path("runs/dsr_reproduce"), help="folder of the runs")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args, overrides = parser.parse_known_args(argv)
+    if args.merge:
+        return merge_reports(args.merge, args.out)
     dataset = "ecg" if args.ecg else "lorenz63"
     recipe, default_data = DATASETS[dataset]
     data = args.data or default_data
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     try:
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             record, module, datamodule = train_seed(recipe, data, seed, args.runs, overrides)
             series = datamodule.prepare_series()
             independent = None
@@ -213,9 +222,30 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": rows,
         "summary": summarise(rows),
     }
-    for key, stats in report["summary"].items():
-        print(f"{key:>14}: {stats['mean']:.4f} ± {stats['std']:.4f} (min {stats['min']:.4f}, max {stats['max']:.4f})")
+    print_summary(report["summary"])
     write_report(report, f"dsr_{dataset}", args.out or RESULTS / f"dsr_{dataset}_cpu.json")
+    return report
+
+
+def print_summary(summary: dict) -> None:
+    for key, stats in summary.items():
+        print(f"{key:>14}: {stats['mean']:.4f} ± {stats['std']:.4f} (min {stats['min']:.4f}, max {stats['max']:.4f})")
+
+
+def merge_reports(paths: list[Path], out: Path | None) -> dict:
+    """One report from several runs of the same recipe (e.g. one process per seed): their seed rows, the summary
+    over all of them, the first report's settings; refuses reports of different recipes or overrides."""
+    reports = [json.loads(path.read_text()) for path in paths]
+    settings = {(r["recipe"], r["data"], tuple(r["recipe_overrides"])) for r in reports}
+    if len(settings) > 1:
+        raise ValueError(f"cannot merge runs of different recipes, data or overrides: {sorted(settings)}")
+    rows = sorted((row for r in reports for row in r["seeds"]), key=lambda row: row["seed"])
+    seeds = [row["seed"] for row in rows]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"a seed appears in more than one report: {seeds}")
+    report = reports[0] | {"seeds": rows, "summary": summarise(rows), "merged_from": [str(p) for p in paths]}
+    print_summary(report["summary"])
+    write_report(report, f"dsr_{report['dataset']}", out or RESULTS / f"dsr_{report['dataset']}_cpu.json")
     return report
 
 
