@@ -182,6 +182,7 @@ def linear_scan_kernels() -> list[KernelSpec]:
     """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README; ``T`` and ``D``
     multiples of 16, as the GPU specialises them)."""
     import torch
+    from lrnn.core.scan.linear import lookback
     from lrnn.core.scan.linear import triton as face
 
     flags = {"REVERSE": False, "IS_COMPLEX": False}
@@ -194,6 +195,15 @@ def linear_scan_kernels() -> list[KernelSpec]:
         config = face.launch_config(8, 4096, torch.bfloat16, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, **flags, **extra}
         name = f"linear {direction} BT={config['BT']} BD={config['BD']}"
+        kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
+    pointers |= {"ticket_ptr": "*i32", "flag_ptr": "*i32", "aggregate_ptr": "*fp32", "inclusive_ptr": "*fp32"}
+    for direction, kernel, extra in (
+        ("fwd", lookback._lookback_fwd_kernel, {"HAS_H0": False, "h0_ptr": None}),
+        ("bwd", lookback._lookback_bwd_kernel, {"HAS_H0": False, "HAS_DHT": False, "h0_ptr": None, "dht_ptr": None}),
+    ):
+        config = lookback.LOOKBACK_CONFIG
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, "REVERSE": False, **extra}
+        name = f"look-back {direction} BT={config['BT']} BD={config['BD']}"
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
     return kernels
 

@@ -8,6 +8,7 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
 
     lrnn bench scan                 # the standard shapes
     lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
+    lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 2 4   # ... of the look-back kernels
 """
 
 import argparse
@@ -146,8 +147,9 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(a, x, dh, warps: list[int]) -> list[dict]:
-    """Kernel times, forward and backward, of every tile in ``SWEEP_TILES`` with each of ``warps``."""
+def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False) -> list[dict]:
+    """Kernel times, forward and backward, of every tile in ``SWEEP_TILES`` with each of ``warps``; of the
+    look-back kernels (``core/scan/linear/lookback.py``, one program a tile) when ``lookback``."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
@@ -155,7 +157,7 @@ def sweep_configs(a, x, dh, warps: list[int]) -> list[dict]:
     for (bt, bd), num_warps in itertools.product(SWEEP_TILES, warps):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
-        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps}
+        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
         bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench scan", description=__doc__.split("\n")[0])
     parser.add_argument("--sweep", action="store_true", help="also time the Triton kernels' tile configurations")
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
+    parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh, args.warps):
+            for row in sweep_configs(a, x, dh, args.warps, args.lookback):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()
@@ -230,7 +233,10 @@ def print_table(report: dict) -> None:
             rows = list(rows)
             for mode in ("fwd_ms", "bwd_ms"):
                 best = sorted(rows, key=lambda r: r[mode])[:3]
-                summary = ", ".join(f"BT{r['BT']}/BD{r['BD']}/w{r['num_warps']} {r[mode]:.3f}" for r in best)
+                summary = ", ".join(
+                    f"{'look-back ' if r['lookback'] else ''}BT{r['BT']}/BD{r['BD']}/w{r['num_warps']} {r[mode]:.3f}"
+                    for r in best
+                )
                 print(f"  {'x'.join(map(str, shape))} {dtype} {mode[:3]}: {summary}")
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lrnn.core.scan import linear_scan, linear_scan_step
 from lrnn.core.scan.backend import accumulation_dtype
-from lrnn.core.scan.linear import chunked, linear_scan_reference
+from lrnn.core.scan.linear import chunked, linear_scan_reference, lookback
 from lrnn.core.scan.linear import triton as triton_face
 from scan_testing import gates, randn, relative_error, scalar_loss
 
@@ -79,6 +79,34 @@ def test_triton_face(monkeypatch, device, shape, strength, reverse, with_h0, dty
         monkeypatch.setattr(triton_face, "launch_config", lambda *args: {"BT": 16, "BD": 8, "num_warps": 1})
     case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape))
+
+
+# The look-back kernels (one program a tile, real inputs): on the CPU small tiles and the uniform gates only.
+LOOKBACK_CASES = [case for case in TRITON_CASES if not case[4].is_complex and (ON_GPU or case[1] == "uniform")]
+
+
+@pytest.mark.parametrize("shape,strength,reverse,with_h0,dtype", LOOKBACK_CASES)
+def test_lookback_face(monkeypatch, device, shape, strength, reverse, with_h0, dtype):
+    tile = lookback.LOOKBACK_CONFIG if ON_GPU else {"BT": 16, "BD": 8, "num_warps": 1, "lookback": True}
+    monkeypatch.setattr(triton_face, "launch_config", lambda *args: tile)
+    case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
+    check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 1)
+
+
+def test_lookback_refuses_complex_inputs(device):
+    a = torch.full((1, 4, 2), 0.5 + 0.5j, dtype=torch.complex64, device=device)
+    with pytest.raises(ValueError, match="real inputs"):
+        triton_face.linear_scan_triton_fwd(a, a, None, False, {**lookback.LOOKBACK_CONFIG, "BT": 16, "BD": 8})
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lookback_face_large(monkeypatch, dtype, reverse):
+    """Thousands of tile programs in flight at once: the look-back's ordering on real hardware."""
+    monkeypatch.setattr(triton_face, "launch_config", lambda *args: lookback.LOOKBACK_CONFIG)
+    case = dict(dtype=dtype, shape=torch.Size((3, 16411, 300)), strength="near_one", reverse=reverse, with_h0=True)
+    check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=12)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

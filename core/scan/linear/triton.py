@@ -38,10 +38,11 @@ def _row(tile, rows, index):
 
 
 @triton.jit
-def _program_block(T, D, W: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr):
-    """This program's channels (offsets and mask), tile rows, sequence base offset and state offsets."""
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d = tl.program_id(0) * BD + tl.arange(0, BD)
+def _program_block(pid_d, pid_b, T, D, W: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr):
+    """Channel block ``pid_d`` of sequence ``pid_b``: channel offsets and mask, tile rows, the sequence's base
+    offset and the state offsets."""
+    pid_b = pid_b.to(tl.int64)
+    offs_d = pid_d * BD + tl.arange(0, BD)
     mask_d = offs_d < D
     return offs_d, mask_d, tl.arange(0, BT), pid_b * T * D * W, (pid_b * D + offs_d) * W
 
@@ -84,7 +85,7 @@ def _linear_scan_fwd_kernel(
 ):  # fmt: skip
     # Loads of tile i + 1 are issued before tile i is scanned, so memory latency hides behind the scan.
     W: tl.constexpr = 2 if IS_COMPLEX else 1
-    offs_d, mask_d, rows, base, state = _program_block(T, D, W, BT, BD)
+    offs_d, mask_d, rows, base, state = _program_block(tl.program_id(0), tl.program_id(1), T, D, W, BT, BD)
     carry_r, carry_i = _load_state(h0_ptr, state, mask_d, HAS_H0, IS_COMPLEX, ACC, BD)
     n_tiles = tl.cdiv(T, BT)
     _, offs_n, mask_n = _tile(0, n_tiles, base, rows, offs_d, mask_d, T, D, W, BT, REVERSE)
@@ -145,7 +146,7 @@ def _linear_scan_bwd_kernel(
     # dx_t = g_t and da_t = g_t conj(h_{t-s}). Loads of the next tile are issued before this one is scanned.
     W: tl.constexpr = 2 if IS_COMPLEX else 1
     S: tl.constexpr = -1 if REVERSE else 1
-    offs_d, mask_d, rows, base, state = _program_block(T, D, W, BT, BD)
+    offs_d, mask_d, rows, base, state = _program_block(tl.program_id(0), tl.program_id(1), T, D, W, BT, BD)
     carry_r, carry_i = _load_state(dht_ptr, state, mask_d, HAS_DHT, IS_COMPLEX, ACC, BD)
     h0_r, h0_i = _load_state(h0_ptr, state, mask_d, HAS_H0, IS_COMPLEX, ACC, BD)
     n_tiles = tl.cdiv(T, BT)
@@ -225,6 +226,10 @@ def linear_scan_triton_fwd(
     """
     batch, steps, width = x.shape
     cfg = config or launch_config(batch, width, x.dtype, "fwd")
+    if cfg.get("lookback"):
+        from .lookback import linear_scan_lookback_fwd
+
+        return linear_scan_lookback_fwd(a, x, initial_state, reverse, cfg)
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
     final_state = torch.empty(batch, width, dtype=acc, device=x.device)
@@ -253,6 +258,10 @@ def linear_scan_triton_bwd(
     """
     batch, steps, width = h.shape
     cfg = config or launch_config(batch, width, h.dtype, "bwd")
+    if cfg.get("lookback"):
+        from .lookback import linear_scan_lookback_bwd
+
+        return linear_scan_lookback_bwd(a, h, initial_state, grad_h, grad_final_state, reverse, cfg)
     acc = accumulation_dtype(h.dtype)
     da = torch.empty_like(a)
     dx = torch.empty_like(h)
