@@ -160,7 +160,7 @@ class Mamba(Mixer):
         x_proj, dt_proj = getattr(self, "x_proj" + suffix), getattr(self, "dt_proj" + suffix)
         A_log, D = getattr(self, "A_b_log" if suffix else "A_log"), getattr(self, "D" + suffix)
         if reverse:
-            xs = causal_conv1d(xs.flip(1), conv.weight[:, 0], conv.bias, "silu")[0].flip(1)
+            xs = causal_conv1d(xs, conv.weight[:, 0], conv.bias, "silu", reverse=True)[0]
         else:
             xs, conv_state = causal_conv1d(xs, conv.weight[:, 0], conv.bias, "silu", conv_state, True)
         dt, B, C = x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

@@ -5,7 +5,7 @@ import os
 import torch
 
 from .op import causal_conv1d_fwd
-from .reference import causal_conv1d_reference, causal_conv1d_step_reference, final_conv_state
+from .reference import causal_conv1d_reference, causal_conv1d_step_reference, check_reverse, final_conv_state
 
 BACKENDS = ("torch", "triton")
 ACTIVATIONS = (None, "silu")
@@ -65,6 +65,8 @@ def causal_conv1d(
     activation: str | None = "silu",
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    *,
+    reverse: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Short causal depthwise convolution over time, fused with an optional SiLU (the conv of a Mamba block).
 
@@ -72,12 +74,18 @@ def causal_conv1d(
     come from ``initial_state`` (zeros when None): ``F.conv1d`` with ``W-1`` steps of left padding, so
     ``weight[:, W-1]`` multiplies the current step (``nn.Conv1d(D, D, W, groups=D).weight[:, 0]`` as is).
 
+    ``reverse=True`` runs the same conv against time (the backward branch of a bidirectional Mamba):
+    ``y_t[d] = act(bias[d] + sum_{k=0}^{W-1} weight[d, k] * x_{t+W-1-k}[d])`` with zeros past ``t = T-1``, equal to
+    ``causal_conv1d(x.flip(1), ...)[0].flip(1)`` without the two copies. It reads the future, so it takes no
+    ``initial_state`` and no ``output_final_state`` (ValueError).
+
     Args:
         x: ``[B, T, D]``, time-major, channels contiguous; float32, bfloat16, float16 or float64.
         weight: ``[D, W]``, any ``W >= 1`` (4 in Mamba). bias: ``[D]`` or None.
         activation: ``"silu"`` or None.
         initial_state: ``[B, D, W-1]``, the ``W-1`` inputs before ``x``, oldest first; it gets a gradient.
         output_final_state: also return the last ``W-1`` inputs of ``[initial_state, x]``, to continue from.
+        reverse: anti-causal, as above (keyword only).
 
     Returns:
         ``y [B, T, D]`` in ``x``'s dtype (float32 arithmetic, float64 for float64 inputs) and the final state
@@ -96,13 +104,13 @@ def causal_conv1d(
         y_next, state = causal_conv1d(x_next, conv.weight[:, 0], conv.bias, "silu", state, True)
     """
     _check_inputs(x, weight, bias, activation, initial_state, "initial_state", "[B, T, D]")
+    check_reverse(reverse, initial_state, output_final_state)
     width = weight.shape[1]
     if kernel_backend(x.device) == "torch":
-        return causal_conv1d_reference(x, weight, bias, activation, initial_state, output_final_state)
+        return causal_conv1d_reference(x, weight, bias, activation, initial_state, output_final_state, reverse=reverse)
     h0 = None if initial_state is None or width == 1 else initial_state.to(x.dtype).contiguous()
-    y = causal_conv1d_fwd(
-        x.contiguous(), weight.contiguous(), None if bias is None else bias.contiguous(), h0, activation == "silu"
-    )
+    bias = None if bias is None else bias.contiguous()
+    y = causal_conv1d_fwd(x.contiguous(), weight.contiguous(), bias, h0, activation == "silu", reverse)
     return y, (final_conv_state(x, initial_state, width) if output_final_state else None)
 
 

@@ -6,6 +6,8 @@ time and, per tile, recomputes the pre-activation ``s`` where it needs ``silu'(s
 inputs), writes ``dx = sum_k w_k ds_{t+W-1-k}`` and accumulates the weight and bias gradients of its channels
 over its stretch of time; those per-program partial sums are added up in PyTorch (no atomics). The program of
 the first stretch also writes the initial state's gradient (the same formula at the times ``-W+1 .. -1``).
+``REVERSE`` (the anti-causal conv, no initial state) mirrors every time offset: tap ``k`` reads ``x_{t+W-1-k}`` and
+``dx_t = sum_k w_k ds_{t-W+1+k}``, so nothing is flipped in memory.
 Arithmetic is float32 (float64 for float64 inputs); ``x``, ``dy`` are canonical contiguous ``[B, T, D]``.
 """
 
@@ -41,30 +43,44 @@ def _load_input(x_ptr, h0_ptr, base, offs_t, offs_d, mask_d, b, T, D, W: tl.cons
 
 
 @triton.jit
+def _input_time(offs_t, k: tl.constexpr, W: tl.constexpr, REVERSE: tl.constexpr):
+    """The times tap ``k`` reads for the outputs at ``offs_t``: ``t-W+1+k``, or ``t+W-1-k`` with ``REVERSE``."""
+    return offs_t + (W - 1 - k) if REVERSE else offs_t - (W - 1 - k)
+
+
+@triton.jit
+def _output_time(offs_t, k: tl.constexpr, W: tl.constexpr, REVERSE: tl.constexpr):
+    """The times of the outputs whose tap ``k`` reads the inputs at ``offs_t`` (``_input_time`` inverted)."""
+    return offs_t - (W - 1 - k) if REVERSE else offs_t + (W - 1 - k)
+
+
+@triton.jit
 def _preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, base, offs_t, offs_d, mask_d, b, T, D, W: tl.constexpr,
-                   HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, ACC, BT: tl.constexpr, BD: tl.constexpr):  # fmt: skip
-    """``s_t = bias + sum_k w_k x_{t-W+1+k}`` at times ``offs_t``, ``[BT, BD]``."""
+                   HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, REVERSE: tl.constexpr, ACC, BT: tl.constexpr,
+                   BD: tl.constexpr):  # fmt: skip
+    """``s_t = bias + sum_k w_k x_{t-W+1+k}`` (``x_{t+W-1-k}`` with ``REVERSE``) at times ``offs_t``, ``[BT, BD]``."""
     s = tl.zeros([BT, BD], dtype=ACC)
     if HAS_BIAS:
         s += tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(ACC)[None, :]
     for k in tl.static_range(W):
         w_k = tl.load(w_ptr + offs_d * W + k, mask=mask_d, other=0.0).to(ACC)
-        x_k = _load_input(x_ptr, h0_ptr, base, offs_t - (W - 1) + k, offs_d, mask_d, b, T, D, W, HAS_H0, ACC)
+        x_k = _load_input(x_ptr, h0_ptr, base, _input_time(offs_t, k, W, REVERSE), offs_d, mask_d, b, T, D, W, HAS_H0,
+                          ACC)  # fmt: skip
         s += w_k[None, :] * x_k
     return s
 
 
 @triton.jit
 def _grad_preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, mask_d, b, T, D,
-                        W: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr, ACC,
-                        BT: tl.constexpr, BD: tl.constexpr):  # fmt: skip
+                        W: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr,
+                        REVERSE: tl.constexpr, ACC, BT: tl.constexpr, BD: tl.constexpr):  # fmt: skip
     """``ds_t = dy_t * act'(s_t)`` at times ``offs_t`` (0 outside ``[0, T)``), ``[BT, BD]``."""
     in_t = (offs_t >= 0) & (offs_t < T)
     offs = base + offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]
     ds = tl.load(dy_ptr + offs, mask=in_t[:, None] & mask_d[None, :], other=0.0).to(ACC)
     if SILU:
         s = _preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, base, offs_t, offs_d, mask_d, b, T, D, W, HAS_BIAS, HAS_H0,
-                           ACC, BT, BD)  # fmt: skip
+                           REVERSE, ACC, BT, BD)  # fmt: skip
         sig = 1.0 / (1.0 + tl.exp(-s))
         ds = ds * sig * (1.0 + s * (1.0 - sig))
     return ds
@@ -72,14 +88,15 @@ def _grad_preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, of
 
 @triton.jit
 def _grad_input(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, mask_d, b, T, D, W: tl.constexpr,
-                HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr, ACC, BT: tl.constexpr,
-                BD: tl.constexpr):  # fmt: skip
-    """``dx_t = sum_k w_k ds_{t+W-1-k}`` at times ``offs_t`` (negative times give the initial state's gradient)."""
+                HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr, REVERSE: tl.constexpr, ACC,
+                BT: tl.constexpr, BD: tl.constexpr):  # fmt: skip
+    """``dx_t = sum_k w_k ds_{t+W-1-k}`` (``ds_{t-W+1+k}`` with ``REVERSE``) at times ``offs_t`` (negative times give
+    the initial state's gradient)."""
     dx = tl.zeros([BT, BD], dtype=ACC)
     for k in tl.static_range(W):
         w_k = tl.load(w_ptr + offs_d * W + k, mask=mask_d, other=0.0).to(ACC)
-        ds = _grad_preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t + (W - 1 - k), offs_d, mask_d,
-                                 b, T, D, W, HAS_BIAS, HAS_H0, SILU, ACC, BT, BD)  # fmt: skip
+        ds = _grad_preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, _output_time(offs_t, k, W, REVERSE),
+                                 offs_d, mask_d, b, T, D, W, HAS_BIAS, HAS_H0, SILU, REVERSE, ACC, BT, BD)  # fmt: skip
         dx += w_k[None, :] * ds
     return dx
 
@@ -88,7 +105,7 @@ def _grad_input(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, ma
 def _causal_conv1d_fwd_kernel(
     x_ptr, w_ptr, bias_ptr, h0_ptr, y_ptr, T, D,
     W: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr,
-    SILU: tl.constexpr, ACC: tl.constexpr,
+    SILU: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
     b = tl.program_id(2).to(tl.int64)
     offs_t = tl.program_id(0) * BT + tl.arange(0, BT)
@@ -96,7 +113,7 @@ def _causal_conv1d_fwd_kernel(
     mask_d = offs_d < D
     base = b * T * D
     s = _preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, base, offs_t, offs_d, mask_d, b, T, D, W, HAS_BIAS, HAS_H0,
-                       ACC, BT, BD)  # fmt: skip
+                       REVERSE, ACC, BT, BD)  # fmt: skip
     if SILU:
         s = s / (1.0 + tl.exp(-s))
     offs = base + offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]
@@ -107,7 +124,7 @@ def _causal_conv1d_fwd_kernel(
 def _causal_conv1d_bwd_kernel(
     x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, dx_ptr, dw_ptr, db_ptr, dh0_ptr, T, D,
     W: tl.constexpr, WP: tl.constexpr, BT: tl.constexpr, BD: tl.constexpr, NT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr, ACC: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_H0: tl.constexpr, SILU: tl.constexpr, REVERSE: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
     pid_c = tl.program_id(0)
     b = tl.program_id(2).to(tl.int64)
@@ -121,13 +138,14 @@ def _causal_conv1d_bwd_kernel(
     for i in range(NT):
         offs_t = (pid_c * NT + i) * BT + rows
         ds = _grad_preactivation(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, mask_d, b, T, D, W,
-                                 HAS_BIAS, HAS_H0, SILU, ACC, BT, BD)  # fmt: skip
+                                 HAS_BIAS, HAS_H0, SILU, REVERSE, ACC, BT, BD)  # fmt: skip
         db += tl.sum(ds, axis=0)
         for k in tl.static_range(W):
-            x_k = _load_input(x_ptr, h0_ptr, base, offs_t - (W - 1) + k, offs_d, mask_d, b, T, D, W, HAS_H0, ACC)
+            x_k = _load_input(x_ptr, h0_ptr, base, _input_time(offs_t, k, W, REVERSE), offs_d, mask_d, b, T, D, W,
+                              HAS_H0, ACC)  # fmt: skip
             dw += tl.where(cols[None, :] == k, tl.sum(ds * x_k, axis=0)[:, None], 0.0)
         dx = _grad_input(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, mask_d, b, T, D, W, HAS_BIAS,
-                         HAS_H0, SILU, ACC, BT, BD)  # fmt: skip
+                         HAS_H0, SILU, REVERSE, ACC, BT, BD)  # fmt: skip
         offs = base + offs_t.to(tl.int64)[:, None] * D + offs_d[None, :]
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=(offs_t < T)[:, None] & mask_d[None, :])
     partial = (pid_c * tl.num_programs(2) + b) * D + offs_d
@@ -137,7 +155,7 @@ def _causal_conv1d_bwd_kernel(
         if pid_c == 0:
             offs_t = rows - BT
             dh0 = _grad_input(x_ptr, w_ptr, bias_ptr, h0_ptr, dy_ptr, base, offs_t, offs_d, mask_d, b, T, D, W,
-                              HAS_BIAS, HAS_H0, SILU, ACC, BT, BD)  # fmt: skip
+                              HAS_BIAS, HAS_H0, SILU, REVERSE, ACC, BT, BD)  # fmt: skip
             j = offs_t + (W - 1)
             offs_h = (b * D + offs_d[None, :]) * (W - 1) + j[:, None]
             tl.store(dh0_ptr + offs_h, dh0, mask=(j >= 0)[:, None] & mask_d[None, :])
@@ -150,9 +168,14 @@ def _tiles(direction: str, width: int) -> dict:
 
 
 def causal_conv1d_triton_fwd(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, initial_state: torch.Tensor | None, silu: bool
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    silu: bool,
+    reverse: bool,
 ) -> torch.Tensor:
-    """``y [B, T, D]`` in ``x``'s dtype; all tensors contiguous, ``initial_state`` None when ``W = 1``."""
+    """``y [B, T, D]`` in ``x``'s dtype; all tensors contiguous, ``initial_state`` None when ``W = 1`` or reversed."""
     batch, steps, channels = x.shape
     width = weight.shape[1]
     config = _tiles("fwd", width)
@@ -161,7 +184,7 @@ def causal_conv1d_triton_fwd(
     _causal_conv1d_fwd_kernel[grid](
         x, weight, bias if bias is not None else weight, initial_state if initial_state is not None else x, y,
         steps, channels, W=width, BT=config["BT"], BD=config["BD"], HAS_BIAS=bias is not None,
-        HAS_H0=initial_state is not None, SILU=silu, ACC=TORCH_TO_TRITON[accumulation_dtype(x.dtype)],
+        HAS_H0=initial_state is not None, SILU=silu, REVERSE=reverse, ACC=TORCH_TO_TRITON[accumulation_dtype(x.dtype)],
         num_warps=config["num_warps"],
     )  # fmt: skip
     return y
@@ -174,6 +197,7 @@ def causal_conv1d_triton_bwd(
     initial_state: torch.Tensor | None,
     grad_y: torch.Tensor,
     silu: bool,
+    reverse: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """``(dx, dweight, dbias, d_initial_state)`` in the dtypes of ``x``, ``weight``, ``bias``, ``initial_state``."""
     batch, steps, channels = x.shape
@@ -190,7 +214,8 @@ def causal_conv1d_triton_bwd(
         x, weight, bias if bias is not None else weight, initial_state if initial_state is not None else x,
         grad_y, dx, dw, db, dh0 if dh0 is not None else dx, steps, channels,
         W=width, WP=triton.next_power_of_2(width), BT=config["BT"], BD=config["BD"], NT=config["NT"],
-        HAS_BIAS=bias is not None, HAS_H0=initial_state is not None, SILU=silu, ACC=TORCH_TO_TRITON[acc],
+        HAS_BIAS=bias is not None, HAS_H0=initial_state is not None, SILU=silu, REVERSE=reverse,
+        ACC=TORCH_TO_TRITON[acc],
         num_warps=config["num_warps"],
     )  # fmt: skip
     dbias = None if bias is None else db.sum((0, 1)).to(bias.dtype)

@@ -1,4 +1,5 @@
-"""causal_conv1d: both faces against a float64 loop, gradients and states included, streaming, errors."""
+"""causal_conv1d: both faces against a float64 loop, gradients and states included, the anti-causal mode,
+streaming, errors."""
 
 import itertools
 
@@ -27,6 +28,11 @@ def loop_oracle(x, weight, bias, activation, initial_state):
     if width == 1:
         return torch.stack(ys, 1), x.new_zeros(x.shape[0], x.shape[2], 0)
     return torch.stack(ys, 1), torch.stack(history[len(history) - width + 1 :], -1)
+
+
+def flipped_oracle(x, weight, bias, activation):
+    """The anti-causal conv by its definition: the loop over the time-reversed sequence, reversed back."""
+    return loop_oracle(x.flip(1), weight, bias, activation, None)[0].flip(1)
 
 
 def relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
@@ -127,6 +133,37 @@ def test_edge_shapes_and_dtypes(monkeypatch, small_tiles, backend, shape, width,
     check_face(backend, device, monkeypatch, shape=shape, dtype=dtype, seed=sum(shape) + width, **case)
 
 
+def check_reverse_face(backend, device, monkeypatch, *, shape, width, activation, dtype, seed):
+    """``reverse=True`` against ``flip, conv, flip`` in float64: the output and the gradients of x, weight, bias."""
+    monkeypatch.setenv("LRNN_KERNEL_BACKEND", backend)
+    inputs = make_inputs(shape, width, True, False, dtype, seed)[:3]
+    grad_y = torch.randn(shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64).to(device)
+
+    leaves = [t.to(device).requires_grad_() for t in inputs]
+    y, final = causal_conv1d(*leaves, activation, reverse=True)
+    grads = torch.autograd.grad((y.double() * grad_y).sum(), leaves)
+
+    ref_leaves = [t.double().to(device).requires_grad_() for t in inputs]
+    y_ref = flipped_oracle(*ref_leaves, activation)
+    ref_grads = torch.autograd.grad((y_ref * grad_y).sum(), ref_leaves)
+
+    assert final is None and y.dtype == dtype and y.shape == shape
+    for leaf, grad in zip(inputs, grads, strict=True):
+        assert grad.dtype == leaf.dtype and grad.shape == leaf.shape
+    pairs = zip(["y", "dx", "dweight", "dbias"], (y, *grads), (y_ref, *ref_grads), strict=True)
+    errors = {name: relative_error(got, want) for name, got, want in pairs}
+    assert max(errors.values()) < TOLERANCE[dtype], errors
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("steps,width,activation", list(itertools.product([1, 3, 63], [3, 4], [None, "silu"])))
+def test_reverse_is_the_flipped_conv(monkeypatch, small_tiles, backend, steps, width, activation):
+    """In float64; T shorter than, equal to and many tiles longer than the ``W-1`` steps the conv reads ahead."""
+    device = "cuda" if ON_GPU and backend == "triton" else "cpu"
+    case = dict(width=width, activation=activation, dtype=torch.float64, seed=steps + width)
+    check_reverse_face(backend, device, monkeypatch, shape=(2, steps, 5), **case)
+
+
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("width", [2, 3, 4])
 def test_step_and_pieces_agree_with_the_whole(monkeypatch, small_tiles, backend, width):
@@ -199,6 +236,9 @@ W = torch.randn(3, 4)
         (lambda: causal_conv1d(X, W, activation="relu"), ValueError, "activation.*'relu'"),
         (lambda: causal_conv1d(X, W, initial_state=torch.randn(2, 3, 4)), ValueError, r"\[2, 3, 3\].*\(2, 3, 4\)"),
         (lambda: causal_conv1d(X, W, initial_state="s"), TypeError, "initial_state must be a torch.Tensor"),
+        (lambda: causal_conv1d(X, W, initial_state=torch.randn(2, 3, 3), reverse=True), ValueError, "no initial_state"),
+        (lambda: causal_conv1d(X, W, output_final_state=True, reverse=True), ValueError, "no output_final_state"),
+        (lambda: causal_conv1d(X, W, reverse=1), TypeError, "reverse must be a bool"),
         (lambda: causal_conv1d_step(X, W), ValueError, r"\[B, D\]"),
         (lambda: causal_conv1d_step(X[:, 0], W, state=torch.randn(2, 3, 4)), ValueError, r"state must be"),
     ],
@@ -215,6 +255,14 @@ def test_triton_on_cuda_at_size(monkeypatch, dtype, with_h0):
     """The compiled kernels at the default tiles: several stretches of time, a partial channel block."""
     case = dict(width=4, with_bias=True, activation="silu", with_h0=with_h0)
     check_face("triton", "cuda", monkeypatch, shape=(3, 2051, 1540), dtype=dtype, seed=7, **case)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_reverse_on_cuda_at_size(monkeypatch, dtype):
+    """The anti-causal kernels at the default tiles, as the bidirectional Mamba mixer runs them."""
+    case = dict(width=4, activation="silu", dtype=dtype, seed=7)
+    check_reverse_face("triton", "cuda", monkeypatch, shape=(3, 2051, 1540), **case)
 
 
 class _ConvBlock(torch.nn.Module):
@@ -244,8 +292,8 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, small_tiles, bac
     compiled_matches_eager(model, (x, state), leaves)
 
 
-@pytest.mark.parametrize("with_bias,with_h0", [(False, False), (True, True)])
-def test_custom_ops_pass_opcheck(small_tiles, with_bias, with_h0):
+@pytest.mark.parametrize("with_bias,with_h0,reverse", [(False, False, False), (True, True, False), (True, False, True)])
+def test_custom_ops_pass_opcheck(small_tiles, with_bias, with_h0, reverse):
     """Schema, fake tensors, autograd registration and AOT dispatch of the Triton face's two ops."""
     from lrnn.kernels.causal_conv1d.op import causal_conv1d_bwd, causal_conv1d_fwd
 
@@ -253,5 +301,5 @@ def test_custom_ops_pass_opcheck(small_tiles, with_bias, with_h0):
     inputs = make_inputs((1, 6, 4), 4, with_bias, with_h0, torch.float32, seed=1)
     x, weight, bias, h0 = (None if t is None else t.to(device) for t in inputs)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (x, weight, bias, h0)]
-    torch.library.opcheck(causal_conv1d_fwd, (*leaves, True))
-    torch.library.opcheck(causal_conv1d_bwd, (x, weight, bias, h0, torch.randn_like(x), True))
+    torch.library.opcheck(causal_conv1d_fwd, (*leaves, True, reverse))
+    torch.library.opcheck(causal_conv1d_bwd, (x, weight, bias, h0, torch.randn_like(x), True, reverse))
