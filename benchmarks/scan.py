@@ -26,6 +26,7 @@ SHAPES = [
     ((8, 16384, 1536), torch.bfloat16),
 ]
 SWEEP_TILES = list(itertools.product((32, 64, 128), (16, 32, 64, 128, 256)))
+LOOKBACK_TILES = list(itertools.product((8, 16, 32, 64), (32, 64, 128, 256)))  # short tiles: the time in-thread
 MAX_ELEMENTS_PER_THREAD = 128  # larger tiles spill registers
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -154,7 +155,7 @@ def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False) -> list[di
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
     rows = []
-    for (bt, bd), num_warps in itertools.product(SWEEP_TILES, warps):
+    for (bt, bd), num_warps in itertools.product(LOOKBACK_TILES if lookback else SWEEP_TILES, warps):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
         cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
