@@ -100,11 +100,13 @@ def test_lookback_refuses_complex_inputs(device):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("tile", [(64, 32), (8, 256)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_lookback_face_large(monkeypatch, dtype, reverse):
+def test_lookback_face_large(monkeypatch, tile, dtype, reverse):
     """Thousands of tile programs in flight at once: the look-back's ordering on real hardware."""
-    monkeypatch.setattr(triton_face, "launch_config", lambda *args: lookback.LOOKBACK_CONFIG)
+    config = {**lookback.LOOKBACK_CONFIG, "BT": tile[0], "BD": tile[1]}
+    monkeypatch.setattr(triton_face, "launch_config", lambda *args: config)
     case = dict(dtype=dtype, shape=torch.Size((3, 16411, 300)), strength="near_one", reverse=reverse, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=12)
 
