@@ -37,7 +37,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..core.mixers import build_mixer
 from ..core.mixers.rwkv_channel_mix import RWKVChannelMix
-from .window_groups import group_windows
+from .window_groups import GroupLayout, group_layout, group_windows
 
 LION_BLOCK_LAYOUT: dict[str, tuple[bool, float]] = {  # operator -> (norm_first, mlp_ratio)
     "mamba": (False, 0.0),
@@ -177,17 +177,24 @@ class LIONLayer(nn.Module):
         )
 
     def forward(
-        self, features: torch.Tensor, coords: torch.Tensor, batch_size: int, spatial_shape: Sequence[int]
+        self,
+        features: torch.Tensor,
+        coords: torch.Tensor,
+        batch_size: int,
+        spatial_shape: Sequence[int],
+        layout: GroupLayout | None = None,
     ) -> torch.Tensor:
         """``features [N, C]`` of the voxels at unique ``coords [N, 4]`` (batch, z, y, x) on a grid ``spatial_shape
-        (Z, Y, X)`` -> new features ``[N, C]``."""
+        (Z, Y, X)`` -> new features ``[N, C]``. ``layout``: ``group_layout(coords, batch_size, group_size)``, shared
+        by both directions (computed here when not given; a layer on the same voxels may pass it on)."""
         if features.ndim != 2 or len(features) != len(coords):
             raise ValueError(
                 f"features must be [N, C] with N = len(coords) = {len(coords)}, got shape {tuple(features.shape)}"
             )
+        layout = group_layout(coords, batch_size, self.group_size) if layout is None else layout
         for direction, block in zip(self.directions, self.blocks, strict=True):
             groups = group_windows(
-                coords, batch_size, spatial_shape, self.window_shape, self.group_size, direction, self.shift
+                coords, batch_size, spatial_shape, self.window_shape, self.group_size, direction, self.shift, layout
             )
             features = groups.scatter(block(groups.gather(features)))
         return features

@@ -12,6 +12,10 @@ windows (FlatFormer's equal-size grouping) but never two samples. Each sample's 
 of ``group_size``: the empty slots at the end of its last group are filled with the voxels at the same slots of
 the group before it, or, for a sample with fewer voxels than one group, with its own voxels repeated from its
 first. Scattering back reads each voxel from its one real slot, so the padding copies are dropped.
+
+Where the slots sit depends only on how many voxels each sample holds, not on the window order: ``group_layout``
+computes it once (one read on the host, of the slot count ``G * group_size`` that sizes the groups) and both orders
+of a LION layer, or every layer on the same voxels, reuse it. Nothing else here waits for the device.
 """
 
 import math
@@ -79,38 +83,60 @@ def window_sort_key(
     return (batch * (n_x * n_y * n_z) + window) * (w_x * w_y * w_z) + inside
 
 
-def group_windows(
-    coords: torch.Tensor,
-    batch_size: int,
-    spatial_shape: Sequence[int],
-    window_shape: Sequence[int],
-    group_size: int,
-    axis: str,
-    shift: bool = False,
-) -> WindowGroups:
-    """Sort the voxels ``coords [N, 4]`` (batch, z, y, x) in LION's ``axis`` order and cut each batch sample's
-    sequence into groups of ``group_size`` (see the module docstring). Coordinates must be unique."""
+def bin_counts(index: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """``torch.bincount(index, minlength=num_bins)`` ``[num_bins]`` int64 for ``index [N]`` in ``[0, num_bins)``,
+    without the read of the index range on the host that ``bincount`` makes on CUDA."""
+    index = index.long()
+    return torch.zeros(num_bins, dtype=torch.long, device=index.device).scatter_add_(0, index, torch.ones_like(index))
+
+
+@dataclass(frozen=True)
+class GroupLayout:
+    """The slots of ``N`` voxels sorted by batch sample (in any order within a sample) in groups of ``group_size``.
+
+    ``sorted_at_slot [G * group_size]``: the sorted position read into each slot (padding slots repeat positions).
+    ``slot_of_sorted [N]``: the one real slot of each sorted position.
+    """
+
+    sorted_at_slot: torch.Tensor
+    slot_of_sorted: torch.Tensor
+    group_size: int
+
+
+def _check_coords(coords: torch.Tensor) -> None:
     if coords.ndim != 2 or coords.shape[1] != 4:
         raise ValueError(f"coords must be [N, 4] (batch, z, y, x), got shape {tuple(coords.shape)}")
-    if len(spatial_shape) != 3 or len(window_shape) != 3 or min(window_shape) < 1:
-        raise ValueError(
-            f"spatial_shape (Z, Y, X) and window_shape (w_x, w_y, w_z) need 3 sizes each, "
-            f"got {list(spatial_shape)} and {list(window_shape)}"
-        )
+
+
+def sample_slots(coords: torch.Tensor, batch_size: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Voxels per batch sample ``counts [B]`` of ``coords [N, 4]``, the same rounded up to whole groups
+    ``padded_counts [B]``, and their sum, the slot count, read on the host: the one read of ``group_layout``, which
+    also brings the number of batch indices outside ``[0, batch_size)`` for the check."""
     if group_size < 1:
         raise ValueError(f"group_size must be positive, got {group_size}")
-    device = coords.device
-    order = torch.argsort(window_sort_key(coords, spatial_shape, window_shape, axis, shift))
-
-    counts = torch.bincount(coords[:, 0].long(), minlength=batch_size)
-    if len(counts) != batch_size:
-        raise ValueError(f"coords hold batch indices up to {len(counts) - 1}, beyond batch_size = {batch_size}")
+    _check_coords(coords)
+    batch = coords[:, 0].long()
+    outside = (batch < 0) | (batch >= batch_size)
+    counts_and_outside = bin_counts(torch.where(outside, batch_size, batch), batch_size + 1)
+    counts = counts_and_outside[:batch_size]
     padded_counts = (counts + group_size - 1) // group_size * group_size
+    num_slots, num_outside = torch.stack([padded_counts.sum(), counts_and_outside[batch_size]]).tolist()
+    if num_outside:
+        raise ValueError(f"coords hold {num_outside} batch indices outside [0, batch_size = {batch_size})")
+    return counts, padded_counts, num_slots
+
+
+def group_layout(coords: torch.Tensor, batch_size: int, group_size: int) -> GroupLayout:
+    """The ``GroupLayout`` of the voxels ``coords [N, 4]`` (batch, z, y, x), the same for every window order; one
+    host read (``sample_slots``)."""
+    counts, padded_counts, num_slots = sample_slots(coords, batch_size, group_size)
+    device = coords.device
     starts = torch.cumsum(counts, 0) - counts
     padded_starts = torch.cumsum(padded_counts, 0) - padded_counts
 
-    sample_of_slot = torch.repeat_interleave(torch.arange(batch_size, device=device), padded_counts)
-    offset = torch.arange(len(sample_of_slot), device=device) - padded_starts[sample_of_slot]
+    samples = torch.arange(batch_size, device=device)
+    sample_of_slot = torch.repeat_interleave(samples, padded_counts, output_size=num_slots)
+    offset = torch.arange(num_slots, device=device) - padded_starts[sample_of_slot]
     count = counts[sample_of_slot]
     is_padding = offset >= count
     from_previous_group = offset - group_size
@@ -120,11 +146,41 @@ def group_windows(
         torch.where(padded_counts[sample_of_slot] > group_size, from_previous_group, from_own_voxels),
         offset,
     )
-    voxel_at_slot = order[starts[sample_of_slot] + offset]
+    sorted_at_slot = starts[sample_of_slot] + offset
 
-    sample_of_sorted = torch.repeat_interleave(torch.arange(batch_size, device=device), counts)
+    sample_of_sorted = torch.repeat_interleave(samples, counts, output_size=len(coords))
     slot_of_sorted = (
-        torch.arange(len(order), device=device) - starts[sample_of_sorted] + padded_starts[sample_of_sorted]
+        torch.arange(len(coords), device=device) - starts[sample_of_sorted] + padded_starts[sample_of_sorted]
     )
-    slot_of_voxel = torch.empty_like(slot_of_sorted).scatter_(0, order, slot_of_sorted)
+    return GroupLayout(sorted_at_slot, slot_of_sorted, group_size)
+
+
+def group_windows(
+    coords: torch.Tensor,
+    batch_size: int,
+    spatial_shape: Sequence[int],
+    window_shape: Sequence[int],
+    group_size: int,
+    axis: str,
+    shift: bool = False,
+    layout: GroupLayout | None = None,
+) -> WindowGroups:
+    """Sort the voxels ``coords [N, 4]`` (batch, z, y, x) in LION's ``axis`` order and cut each batch sample's
+    sequence into groups of ``group_size`` (see the module docstring). Coordinates must be unique. ``layout``:
+    ``group_layout(coords, batch_size, group_size)``, computed here when not given."""
+    _check_coords(coords)
+    if len(spatial_shape) != 3 or len(window_shape) != 3 or min(window_shape) < 1:
+        raise ValueError(
+            f"spatial_shape (Z, Y, X) and window_shape (w_x, w_y, w_z) need 3 sizes each, "
+            f"got {list(spatial_shape)} and {list(window_shape)}"
+        )
+    order = torch.argsort(window_sort_key(coords, spatial_shape, window_shape, axis, shift))
+    layout = group_layout(coords, batch_size, group_size) if layout is None else layout
+    if layout.group_size != group_size or len(layout.slot_of_sorted) != len(coords):
+        raise ValueError(
+            f"layout is for {len(layout.slot_of_sorted)} voxels in groups of {layout.group_size}, not for "
+            f"{len(coords)} voxels in groups of {group_size}"
+        )
+    voxel_at_slot = order[layout.sorted_at_slot]
+    slot_of_voxel = torch.empty_like(layout.slot_of_sorted).scatter_(0, order, layout.slot_of_sorted)
     return WindowGroups(voxel_at_slot, slot_of_voxel, group_size)

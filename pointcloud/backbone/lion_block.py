@@ -15,7 +15,8 @@ With ``down_scales = [s_0, ..., s_{depth-1}]`` (LION: ``[[2, 2, 2], [2, 2, 2]]``
 units at every scale, so the coarse layers see farther. Each LION layer holds one operator block per direction
 (``x``, ``y``), so a block holds ``4 depth`` operator blocks (8 in LION), indexed from ``first_layer_idx`` as LION
 numbers them: encoder level ``i`` from ``first + 2 i``, decoder level ``i`` from ``first + 2 (depth + i)`` (with
-two directions).
+two directions). The decoder layers at the scales the encoder ran at (all but the coarsest) reuse its group layout
+(``window_groups.group_layout``, one host read per scale).
 """
 
 import math
@@ -27,6 +28,7 @@ from torch import nn
 
 from ..lion_layer import LIONLayer
 from ..sparse_conv import SparseConvTensor
+from ..window_groups import GroupLayout, group_layout
 from .merge import VoxelMerging, expand_voxels
 
 
@@ -38,8 +40,8 @@ class VoxelPositionEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(3, dim), nn.BatchNorm1d(dim), nn.ReLU(), nn.Linear(dim, dim))
 
     def forward(self, coords: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
-        size = torch.tensor(spatial_shape[::-1], device=coords.device, dtype=torch.float32)  # (X, Y, Z)
         xyz = coords[:, 1:].flip(1).float()
+        size = torch.stack([xyz.new_full((), cells) for cells in spatial_shape[::-1]])  # (X, Y, Z), no host copy
         return self.mlp((xyz - size / 2) / size * (2 * math.pi))
 
 
@@ -82,27 +84,33 @@ class LIONBlock(nn.Module):
                 num_layers=num_layers,
             )
 
+        self.group_size = group_size
         self.position_embeddings = nn.ModuleList(VoxelPositionEmbedding(dim) for _ in range(depth))
         self.encoder = nn.ModuleList(lion_layer(level, level) for level in range(depth))
         self.merges = nn.ModuleList(VoxelMerging(dim, scale) for scale in down_scales)
         self.decoder = nn.ModuleList(lion_layer(level, depth + level) for level in range(depth))
         self.decoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(depth))
 
+    def _layout(self, x: SparseConvTensor) -> GroupLayout:
+        return group_layout(x.indices, x.batch_size, self.group_size)
+
     @staticmethod
-    def _run(layer: LIONLayer, x: SparseConvTensor) -> SparseConvTensor:
-        return x.replace_feature(layer(x.features, x.indices, x.batch_size, x.spatial_shape))
+    def _run(layer: LIONLayer, x: SparseConvTensor, layout: GroupLayout) -> SparseConvTensor:
+        return x.replace_feature(layer(x.features, x.indices, x.batch_size, x.spatial_shape, layout))
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:
-        skips, inverses = [], []
+        skips, inverses, layouts = [], [], []
         for embed, layer, merge in zip(self.position_embeddings, self.encoder, self.merges, strict=True):
             x = x.replace_feature(x.features + embed(x.indices, x.spatial_shape))
-            x = self._run(layer, x)
+            layouts.append(self._layout(x))
+            x = self._run(layer, x, layouts[-1])
             skips.append(x)
             x, inverse = merge(x)
             inverses.append(inverse)
-        for layer, norm, skip, inverse in zip(
-            self.decoder, self.decoder_norms, skips[::-1], inverses[::-1], strict=True
+        layouts = [self._layout(x), *layouts[:0:-1]]  # decoder j runs at scale depth - j, the encoder's for j > 0
+        for layer, norm, skip, inverse, layout in zip(
+            self.decoder, self.decoder_norms, skips[::-1], inverses[::-1], layouts, strict=True
         ):
-            x = expand_voxels(self._run(layer, x), skip, inverse)
+            x = expand_voxels(self._run(layer, x, layout), skip, inverse)
             x = x.replace_feature(norm(x.features))
         return x

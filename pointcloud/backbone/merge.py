@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..sparse_conv import SparseConvTensor
+from ..window_groups import bin_counts
 from .sfd import SpatialFeatureDescriptor
 from .voxel_generation import check_diff_scale, generate_voxels
 
@@ -38,7 +39,7 @@ def merge_voxels(
     unique_keys, inverse = torch.unique(key, sorted=True, return_inverse=True)
     features = x.features.new_zeros(len(unique_keys), x.features.shape[1]).index_add(0, inverse, x.features)
     if reduce == "mean":
-        counts = torch.bincount(inverse, minlength=len(unique_keys)).to(features.dtype)
+        counts = bin_counts(inverse, len(unique_keys)).to(features.dtype)
         features = features / counts.unsqueeze(1)
     merged_coords = torch.stack(
         [

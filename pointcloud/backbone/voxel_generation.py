@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from ..sparse_conv import SparseConvTensor
+from ..window_groups import bin_counts
 
 DIAGONAL_OFFSETS = ((-1, -1), (-1, 1), (1, -1), (1, 1))  # (dy, dx)
 
@@ -42,7 +43,7 @@ def select_top_voxels(
     order = torch.argsort((coords[:, 1] * size_y + coords[:, 2]) * size_x + coords[:, 3], stable=True)
     order = order[torch.argsort(scores[order], descending=True, stable=True)]
     order = order[torch.argsort(batch[order], stable=True)]
-    counts = torch.bincount(batch, minlength=batch_size)
+    counts = bin_counts(batch, batch_size)
     keep_counts = (counts.double() * diff_scale).floor().long()
     sorted_batch = batch[order]
     rank = torch.arange(len(order), device=order.device) - (counts.cumsum(0) - counts)[sorted_batch]
@@ -52,11 +53,14 @@ def select_top_voxels(
 def diagonal_neighbours(indices: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
     """``indices [M, 4]`` (batch, z, y, x) -> ``[4 M, 4]``: rows ``k M + i`` are voxel ``i`` moved by
     ``DIAGONAL_OFFSETS[k]`` in (y, x) and clamped to the grid ``spatial_shape (Z, Y, X)``."""
-    offsets = indices.new_tensor([[0, 0, dy, dx] for dy, dx in DIAGONAL_OFFSETS])
-    moved = indices.unsqueeze(0) + offsets.unsqueeze(1)
-    upper = indices.new_tensor([spatial_shape[1] - 1, spatial_shape[2] - 1])
-    moved[..., 2:] = torch.minimum(moved[..., 2:].clamp(min=0), upper)
-    return moved.reshape(-1, 4)
+    _, size_y, size_x = spatial_shape
+    batch_z, y, x = indices[:, :2], indices[:, 2:3], indices[:, 3:]
+    return torch.cat(
+        [
+            torch.cat([batch_z, (y + dy).clamp(0, size_y - 1), (x + dx).clamp(0, size_x - 1)], dim=1)
+            for dy, dx in DIAGONAL_OFFSETS
+        ]
+    )
 
 
 def generate_voxels(x: SparseConvTensor, diff_scale: float) -> SparseConvTensor:
