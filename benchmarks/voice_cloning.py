@@ -22,6 +22,11 @@ test sentence seeded with ``--seed + index``, the same in every condition. Write
 splits, tuning losses, per-clip scores, summaries) and OUT/voice_cloning.md (the summary table, also printed). Needs
 the ``audio-eval`` extra.
 
+``--stage generate`` only tunes and synthesises (OUT/<condition>/<id>.wav and OUT/generation.json, no scoring
+models needed: for a GPU machine without them); ``--stage score`` then scores those files on another machine with
+the same ``--wav-dir``, ``--transcript`` and ``--out`` (the codec from ``--codec`` or the path generation.json
+names); the default ``all`` does both.
+
     lrnn bench voice_cloning --checkpoint runs/audio/lina_espeak_multispeaker/version_0/checkpoints/last.ckpt \\
         --wav-dir runs/audio/espeak_corpus/f4 --transcript runs/audio/espeak_corpus/f4.psv
 """
@@ -43,18 +48,20 @@ from lrnn.audio.voice_tuning import tune_voice
 from lrnn.audio.wav import read_wav, write_wav
 
 CONDITIONS = ("zero_shot", "voice_state", "prompt", "codec")
+STAGES = ("all", "generate", "score")
 
 
-def load_checkpoint(path: Path, codec_path: Path | None, device: str) -> tuple[LinaSpeech, MelKMeansCodec, bool]:
+def load_checkpoint(path: Path, codec_path: Path | None, device: str) -> tuple[LinaSpeech, MelKMeansCodec, str, bool]:
     """The model of a ``LinaSpeechModule`` checkpoint on ``device``, its codec (``codec_path``, or the one the
-    checkpoint names), and whether it was trained on phonemes (its data module's ``use_phonemes``, else False)."""
+    checkpoint names) and that codec's path, and whether it was trained on phonemes (its data module's
+    ``use_phonemes``, else False)."""
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: give a LinaSpeechModule checkpoint (.ckpt)")
     overrides = {} if codec_path is None else {"codec_path": str(codec_path)}
     module = LinaSpeechModule.load_from_checkpoint(path, map_location=device, weights_only=False, **overrides)
     saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     use_phonemes = bool(saved.get("datamodule_hyper_parameters", {}).get("use_phonemes", False))
-    return module.model, module.load_codec(), use_phonemes
+    return module.model, module.load_codec(), str(module.hparams.codec_path), use_phonemes
 
 
 def speaker_clips(wav_dir: Path, transcript: Path, codec: MelKMeansCodec, use_phonemes: bool) -> list[dict]:
@@ -169,9 +176,10 @@ def summary_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Tune, synthesise, score and write the report (module docstring); returns what voice_cloning.json holds."""
-    model, codec, use_phonemes = load_checkpoint(args.checkpoint, args.codec, args.device)
+def generate(args: argparse.Namespace) -> dict:
+    """Tune the voice state and synthesise each condition's test sentences into OUT/<condition>/<id>.wav; writes
+    and returns the record of OUT/generation.json (settings, splits, tuning, frames per clip)."""
+    model, codec, codec_path, use_phonemes = load_checkpoint(args.checkpoint, args.codec, args.device)
     clips = speaker_clips(args.wav_dir, args.transcript, codec, use_phonemes)
     tune, test = split_clips(clips, args.tune_seconds, args.eval_clips, codec.sample_rate)
     longest = max(clip["codes"].shape[1] for clip in test)
@@ -199,10 +207,7 @@ def run(args: argparse.Namespace) -> dict:
         tune_time = time.perf_counter() - start
     model.eval()
 
-    scorer = Scorer(codec.sample_rate)
-    references = {clip["id"]: scorer.embed(clip["wav"]) for clip in test}
-    heard = [scorer.asr.transcribe(clip["wav"], codec.sample_rate) for clip in test]
-    conditions = {}
+    frames = {}
     for condition in args.conditions:
         if condition == "codec":
             outputs = [clip["codes"] for clip in test]
@@ -212,19 +217,17 @@ def run(args: argparse.Namespace) -> dict:
             )
         folder = args.out / condition
         folder.mkdir(exist_ok=True)
-        scores = {}
         for clip, codes in zip(test, outputs, strict=True):
-            wav = codec.decode(codes.cpu()) if codes.shape[1] >= min_frames else None
-            if wav is not None:
-                write_wav(folder / f"{clip['id']}.wav", wav, codec.sample_rate)
-            scores[clip["id"]] = {"frames": codes.shape[1], **scorer.score(wav, references[clip["id"]], clip["text"])}
-        conditions[condition] = {"summary": summarise(scores, [clip["text"] for clip in test]), "clips": scores}
+            if codes.shape[1] >= min_frames:
+                write_wav(folder / f"{clip['id']}.wav", codec.decode(codes.cpu()), codec.sample_rate)
+        frames[condition] = {clip["id"]: codes.shape[1] for clip, codes in zip(test, outputs, strict=True)}
 
-    report = {
+    record = {
         "benchmark": "voice_cloning",
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "torch": torch.__version__,
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "codec_path": codec_path,
         "model_parameters": sum(parameter.numel() for parameter in model.parameters()),
         "use_phonemes": use_phonemes,
         "max_frames": max_frames,
@@ -233,9 +236,38 @@ def run(args: argparse.Namespace) -> dict:
         "test_clips": [clip["id"] for clip in test],
         "prompt_clip": tune[0]["id"],
         "tuning": {"losses": losses, "seconds": tune_time},
-        "real": error_rates(heard, [clip["text"] for clip in test]),
-        "conditions": conditions,
+        "frames": frames,
     }
+    (args.out / "generation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.out / 'generation.json'} and the clips of {', '.join(frames)}")
+    return record
+
+
+def score(args: argparse.Namespace, record: dict) -> dict:
+    """Score the clips ``generate`` wrote (``record``: its generation.json) against the speaker's real clips;
+    writes and returns the report of voice_cloning.json and prints the summary table."""
+    codec = MelKMeansCodec.load(args.codec or record["codec_path"])
+    clips = {clip["id"]: clip for clip in speaker_clips(args.wav_dir, args.transcript, codec, record["use_phonemes"])}
+    missing = [clip_id for clip_id in record["test_clips"] if clip_id not in clips]
+    if missing:
+        raise ValueError(f"{args.transcript} lacks the test clips {missing} of {args.out / 'generation.json'}")
+    test = [clips[clip_id] for clip_id in record["test_clips"]]
+    scorer = Scorer(codec.sample_rate)
+    references = {clip["id"]: scorer.embed(clip["wav"]) for clip in test}
+    heard = [scorer.asr.transcribe(clip["wav"], codec.sample_rate) for clip in test]
+    conditions = {}
+    for condition, frames in record["frames"].items():
+        scores = {}
+        for clip in test:
+            path = args.out / condition / f"{clip['id']}.wav"
+            wav = read_wav(path, codec.sample_rate) if path.is_file() else None
+            scores[clip["id"]] = {
+                "frames": frames[clip["id"]],
+                **scorer.score(wav, references[clip["id"]], clip["text"]),
+            }
+        conditions[condition] = {"summary": summarise(scores, [clip["text"] for clip in test]), "clips": scores}
+    report = {key: value for key, value in record.items() if key != "frames"}
+    report |= {"real": error_rates(heard, [clip["text"] for clip in test]), "conditions": conditions}
     table = summary_table(report)
     (args.out / "voice_cloning.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     (args.out / "voice_cloning.md").write_text(table)
@@ -244,9 +276,21 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def run(args: argparse.Namespace) -> dict:
+    """The ``--stage``: generate, score what an earlier ``generate`` wrote, or both."""
+    if args.stage == "score":
+        generation = args.out / "generation.json"
+        if not generation.is_file():
+            raise FileNotFoundError(f"no {generation}: run --stage generate (or all) with this --out first")
+        return score(args, json.loads(generation.read_text()))
+    record = generate(args)
+    return record if args.stage == "generate" else score(args, record)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench voice_cloning", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a LinaSpeechModule checkpoint (.ckpt)")
+    parser.add_argument("--checkpoint", type=Path, help="a LinaSpeechModule checkpoint (.ckpt); not for --stage score")
+    parser.add_argument("--stage", choices=STAGES, default="all", help="generate, score, or both (see above)")
     parser.add_argument("--wav-dir", type=Path, required=True, help="the held-out speaker's <id>.wav clips")
     parser.add_argument("--transcript", type=Path, required=True, help="their id|text transcript")
     parser.add_argument("--codec", type=Path, default=None, help="codec file (default: the checkpoint's codec_path)")
@@ -266,6 +310,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.eval_clips < 1 or args.tune_seconds < 0:
         parser.error(f"need --eval-clips >= 1 and --tune-seconds >= 0, got {args.eval_clips}, {args.tune_seconds}")
+    if args.checkpoint is None and args.stage != "score":
+        parser.error(f"--stage {args.stage} needs --checkpoint")
     args.conditions = list(dict.fromkeys(args.conditions))
     return run(args)
 

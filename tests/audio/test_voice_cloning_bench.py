@@ -56,23 +56,16 @@ def test_it_is_a_registered_benchmark():
 @needs_espeak
 @needs_eval_models
 def test_end_to_end_on_a_tiny_untrained_model(checkpoint, tmp_path, capsys):
-    """Two clips (about 3 s) to tune, two to test, outputs of at most 0.4 s."""
+    """Two clips (about 3 s) to tune, two to test, outputs of at most 0.4 s; generated and scored in two stages,
+    the second without the checkpoint (as on a machine that only scores)."""
     corpus, out = tmp_path / "corpus", tmp_path / "out"
     tune_seconds = soundfile.info(str(corpus / "f4" / "f4_0000.wav")).duration + 0.01
-    args = ["--checkpoint", str(checkpoint), "--wav-dir", str(corpus / "f4"), "--transcript", str(corpus / "f4.psv")]
-    args += [
-        "--out",
-        str(out),
-        "--tune-seconds",
-        str(tune_seconds),
-        "--eval-clips",
-        "2",
-        "--epochs",
-        "2",
-        "--max-seconds",
-        "0.4",
-    ]
-    main(["bench", "voice_cloning", *args, "--device", "cpu"])
+    speaker = ["--wav-dir", str(corpus / "f4"), "--transcript", str(corpus / "f4.psv"), "--out", str(out)]
+    args = [*speaker, "--tune-seconds", str(tune_seconds), "--eval-clips", "2", "--epochs", "2"]
+    main(["bench", "voice_cloning", "--checkpoint", str(checkpoint), *args, "--max-seconds", "0.4", "--device", "cpu",
+          "--stage", "generate"])  # fmt: skip
+    assert (out / "generation.json").is_file() and not (out / "voice_cloning.json").exists()
+    main(["bench", "voice_cloning", *speaker, "--stage", "score"])
 
     report = json.loads((out / "voice_cloning.json").read_text())
     assert report["tune_clips"] == ["f4_0000", "f4_0001"] and report["test_clips"] == ["f4_0002", "f4_0003"]
@@ -96,6 +89,14 @@ def test_end_to_end_on_a_tiny_untrained_model(checkpoint, tmp_path, capsys):
     assert table in capsys.readouterr().out
     model = LinaSpeechModule.load_from_checkpoint(checkpoint, weights_only=False).model
     assert len(load_voice(out / "voice.safetensors", model).initial_states()) == 2
+
+
+def test_scoring_needs_a_generation_first(tmp_path):
+    args = ["--wav-dir", str(tmp_path), "--transcript", str(tmp_path / "t.psv"), "--out", str(tmp_path / "out")]
+    with pytest.raises(FileNotFoundError, match="run --stage generate"):
+        main(["bench", "voice_cloning", *args, "--stage", "score"])
+    with pytest.raises(SystemExit):
+        main(["bench", "voice_cloning", *args, "--stage", "generate"])
 
 
 def test_the_split_leaves_clips_to_test():
