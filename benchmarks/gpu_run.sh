@@ -7,10 +7,14 @@
 #   benchmarks/gpu_run.sh tests          # the Triton-face tests of tests/core, kernels, mixers on CUDA
 #   benchmarks/gpu_run.sh "tests:tests/kernels tests/core/test_selective_scan.py"   # some of them
 #   benchmarks/gpu_run.sh tests bench:chunk_gla bench:selective_scan "bench:scan --dtype bfloat16"
+#   benchmarks/gpu_run.sh "fit:configs/audio/lina_espeak_multispeaker.yaml --trainer.max_time=00:00:06:00" \
+#       "bench:voice_cloning --stage generate ... --out /tmp/cloning" pack:/tmp/cloning
 #
 # The tests step runs only ``-m "gpu or kernel"`` (the rest runs on the CPU in CI as well), in parallel
 # processes because compiling the kernels for each test's sizes dominates; TEST_SECONDS bounds the step (default
 # 330), TEST_TIMEOUT each test (default 240; fla's autotuning in the comparisons needs more beside 15 workers).
+# A fit step trains a recipe through the lrnn CLI (FIT_SECONDS bounds it, default 600; give the recipe a max_time so
+# it stops cleanly); a pack step tars a folder into $OUT as one file (the device tool returns at most 8).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -34,6 +38,11 @@ for step in "$@"; do
             tail -60 "$OUT/gpu_tests.log" ;;
         bench:*) read -r name args <<<"${step#bench:}"
             timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name-$n.json" $args 2>&1 | tee -a "$OUT/run.log" || status=1 ;;
+        fit:*) read -r config args <<<"${step#fit:}"
+            timeout -s INT "${FIT_SECONDS:-600}" python3 -m lrnn fit --config "$config" $args 2>&1 | tail -n 60 \
+                | tee -a "$OUT/run.log" || status=1 ;;
+        pack:*) dir=${step#pack:}
+            tar -czf "$OUT/$(basename "$dir").tar.gz" -C "$(dirname "$dir")" "$(basename "$dir")" || status=1 ;;
         *) echo "unknown step $step"; status=1 ;;
     esac
 done
