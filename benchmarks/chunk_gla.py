@@ -119,46 +119,52 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "results": [],
     }
-    for steps in args.lengths:
-        batch = max(1, TOKENS // steps)
-        inputs = make_inputs(batch, steps, device)
-        times = {"ours": time_op(ours, inputs, ("q", "k", "v", "g"))}
-        print(f"B={batch} T={steps} ours: {times['ours']}", flush=True)
-        if peer is not None:
-            try:
-                times["fla"] = time_op(peer, inputs, ("q", "k", "v", "g"))
-                print(f"B={batch} T={steps} fla: {times['fla']}", flush=True)
-            except Exception as error:  # noqa: BLE001 - a failure of the peer is reported, not fatal
-                print(f"fla chunk_gla does not run here: {type(error).__name__}: {error}")
-                peer = None
-        if not args.no_sdpa:
-            times["sdpa"] = time_op(sdpa, inputs, ("q", "k", "v"))
-        for mode in MODES:
-            row = {"B": batch, "T": steps, "mode": mode}
-            for name, measured in times.items():
-                flops = (sdpa_flops if name == "sdpa" else gla_flops)(batch, steps, mode)
-                row[f"{name}_ms"] = measured[mode]
-                row[f"{name}_TFLOPs"] = flops / (measured[mode] * 1e-3) / 1e12
-            for name in ("fla", "sdpa"):
-                if f"{name}_ms" in row:
-                    row[f"speedup_vs_{name}"] = row[f"{name}_ms"] / row["ours_ms"]
-            report["results"].append(row)
-        if args.profile and "profile" not in report:
-            report["profile"] = profile_kernels(inputs, peer)
-        del inputs
-        torch.cuda.empty_cache()
-
+    try:
+        for steps in args.lengths:
+            measure_length(report, steps, peer, args.no_sdpa, args.profile and "profile" not in report, device)
+    except KeyboardInterrupt:  # a time limit (SIGINT): keep what was measured
+        print("interrupted: writing the rows measured so far")
     print_table(report)
     write_report(report, "chunk_gla", args.out)
     return report
 
 
-def profile_kernels(inputs: dict, peer) -> dict[str, list[dict]]:
-    """Per-kernel times of one forward+backward, ours and fla's (where it runs); prints the ten longest of each."""
+def measure_length(report: dict, steps: int, peer, no_sdpa: bool, profile: bool, device: torch.device) -> None:
+    """Time ours, then fla (``peer``, unless None) and SDPA, at length ``steps``; adds one row a mode to
+    ``report["results"]`` and, with ``profile``, the per-kernel times (ours first, so a time limit that stops fla's
+    autotune keeps them)."""
+    batch = max(1, TOKENS // steps)
+    inputs = make_inputs(batch, steps, device)
+    times = {"ours": time_op(ours, inputs, ("q", "k", "v", "g"))}
+    print(f"B={batch} T={steps} ours: {times['ours']}", flush=True)
+    if profile:
+        report["profile"] = profile_kernels(inputs, {"ours": ours})
+    if peer is not None:
+        try:
+            times["fla"] = time_op(peer, inputs, ("q", "k", "v", "g"))
+            print(f"B={batch} T={steps} fla: {times['fla']}", flush=True)
+            if profile:
+                report["profile"] |= profile_kernels(inputs, {"fla": peer})
+        except Exception as error:  # noqa: BLE001 - a failure of the peer is reported, not fatal
+            print(f"fla chunk_gla does not run here: {type(error).__name__}: {error}")
+    if not no_sdpa:
+        times["sdpa"] = time_op(sdpa, inputs, ("q", "k", "v"))
+    for mode in MODES:
+        row = {"B": batch, "T": steps, "mode": mode}
+        for name, measured in times.items():
+            flops = (sdpa_flops if name == "sdpa" else gla_flops)(batch, steps, mode)
+            row[f"{name}_ms"] = measured[mode]
+            row[f"{name}_TFLOPs"] = flops / (measured[mode] * 1e-3) / 1e12
+        for name in ("fla", "sdpa"):
+            if f"{name}_ms" in row:
+                row[f"speedup_vs_{name}"] = row[f"{name}_ms"] / row["ours_ms"]
+        report["results"].append(row)
+
+
+def profile_kernels(inputs: dict, ops: dict) -> dict[str, list[dict]]:
+    """Per-kernel times of one forward+backward of each of ``ops`` (name -> op); prints the ten longest of each."""
     profiles = {}
-    for name, op in (("ours", ours), ("fla", peer)):
-        if op is None:
-            continue
+    for name, op in ops.items():
         leaves = [inputs[n].detach().requires_grad_() for n in ("q", "k", "v", "g")]
         profiles[name] = kernel_times(lambda: torch.autograd.grad(op(*leaves), leaves, inputs["do"]))  # noqa: B023
         print(f"{name}: forward+backward kernels (ms per call)")
