@@ -6,7 +6,8 @@ joined to the carried state and written once, so the forward moves the minimum: 
 ``h``. The backward reads ``a`` (shifted one step), the saved ``h`` (shifted the other way) and ``dh``, and
 writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic are float32 (float64 for
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
-All tensors are canonical, contiguous ``[B, T, D]``.
+All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
+``lookback.py``, which splits time across programs (real inputs).
 """
 
 import torch
