@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     try:
         for steps in args.lengths:
-            measure_length(report, steps, peer, args.no_sdpa, args.profile and "profile" not in report, device)
+            peer = measure_length(report, steps, peer, args.no_sdpa, args.profile and "profile" not in report, device)
     except KeyboardInterrupt:  # a time limit (SIGINT): keep what was measured
         print("interrupted: writing the rows measured so far")
     print_table(report)
@@ -129,10 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-def measure_length(report: dict, steps: int, peer, no_sdpa: bool, profile: bool, device: torch.device) -> None:
+def measure_length(report: dict, steps: int, peer, no_sdpa: bool, profile: bool, device: torch.device):
     """Time ours, then fla (``peer``, unless None) and SDPA, at length ``steps``; adds one row a mode to
     ``report["results"]`` and, with ``profile``, the per-kernel times (ours first, so a time limit that stops fla's
-    autotune keeps them)."""
+    autotune keeps them). Returns ``peer``, or None once it has failed (it is not tried at the next lengths)."""
     batch = max(1, TOKENS // steps)
     inputs = make_inputs(batch, steps, device)
     times = {"ours": time_op(ours, inputs, ("q", "k", "v", "g"))}
@@ -147,6 +147,7 @@ def measure_length(report: dict, steps: int, peer, no_sdpa: bool, profile: bool,
                 report["profile"] |= profile_kernels(inputs, {"fla": peer})
         except Exception as error:  # noqa: BLE001 - a failure of the peer is reported, not fatal
             print(f"fla chunk_gla does not run here: {type(error).__name__}: {error}")
+            peer = None
     if not no_sdpa:
         times["sdpa"] = time_op(sdpa, inputs, ("q", "k", "v"))
     for mode in MODES:
@@ -159,6 +160,7 @@ def measure_length(report: dict, steps: int, peer, no_sdpa: bool, profile: bool,
             if f"{name}_ms" in row:
                 row[f"speedup_vs_{name}"] = row[f"{name}_ms"] / row["ours_ms"]
         report["results"].append(row)
+    return peer
 
 
 def profile_kernels(inputs: dict, ops: dict) -> dict[str, list[dict]]:

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from ..sparse_conv import SparseConvTensor
-from ..window_groups import bin_counts
 from .sfd import SpatialFeatureDescriptor
 from .voxel_generation import check_diff_scale, generate_voxels
 
@@ -36,11 +35,10 @@ def merge_voxels(
     coords = x.indices.long()
     b, z, y, x_ = coords[:, 0], coords[:, 1] // s_z, coords[:, 2] // s_y, coords[:, 3] // s_x
     key = ((b * size_z + z) * size_y + y) * size_x + x_
-    unique_keys, inverse = torch.unique(key, sorted=True, return_inverse=True)
+    unique_keys, inverse, counts = torch.unique(key, sorted=True, return_inverse=True, return_counts=True)
     features = x.features.new_zeros(len(unique_keys), x.features.shape[1]).index_add(0, inverse, x.features)
     if reduce == "mean":
-        counts = bin_counts(inverse, len(unique_keys)).to(features.dtype)
-        features = features / counts.unsqueeze(1)
+        features = features / counts.to(features.dtype).unsqueeze(1)
     merged_coords = torch.stack(
         [
             unique_keys // (size_z * size_y * size_x),
