@@ -247,11 +247,16 @@ def score(args: argparse.Namespace, record: dict) -> dict:
     """Score the clips ``generate`` wrote (``record``: its generation.json) against the speaker's real clips;
     writes and returns the report of voice_cloning.json and prints the summary table."""
     codec = MelKMeansCodec.load(args.codec or record["codec_path"])
-    clips = {clip["id"]: clip for clip in speaker_clips(args.wav_dir, args.transcript, codec, record["use_phonemes"])}
-    missing = [clip_id for clip_id in record["test_clips"] if clip_id not in clips]
+    texts = read_transcript(args.transcript)
+    missing = [clip_id for clip_id in record["test_clips"] if clip_id not in texts]
     if missing:
         raise ValueError(f"{args.transcript} lacks the test clips {missing} of {args.out / 'generation.json'}")
-    test = [clips[clip_id] for clip_id in record["test_clips"]]
+    test = []
+    for clip_id in record["test_clips"]:
+        path = args.wav_dir / f"{clip_id}.wav"
+        if not path.is_file():
+            raise FileNotFoundError(f"clip {clip_id!r} of {args.transcript} has no audio at {str(path)!r}")
+        test.append({"id": clip_id, "text": texts[clip_id], "wav": read_wav(path, codec.sample_rate)})
     scorer = Scorer(codec.sample_rate)
     references = {clip["id"]: scorer.embed(clip["wav"]) for clip in test}
     heard = [scorer.asr.transcribe(clip["wav"], codec.sample_rate) for clip in test]
