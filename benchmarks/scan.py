@@ -162,6 +162,8 @@ def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False) -> list[di
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
         bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
+        name = f"{'x'.join(map(str, a.shape))} {'look-back ' if lookback else ''}BT{bt}/BD{bd}/w{num_warps}"
+        print(f"  {name}: fwd {fwd:.3f} ms, bwd {bwd:.3f} ms", flush=True)
     return rows
 
 

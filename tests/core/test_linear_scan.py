@@ -100,7 +100,7 @@ def test_lookback_refuses_complex_inputs(device):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("tile", [(64, 32), (8, 256)])
+@pytest.mark.parametrize("tile", [(32, 64), (16, 128), (64, 32), (8, 256)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_lookback_face_large(monkeypatch, tile, dtype, reverse):

@@ -209,7 +209,8 @@ def test_non_contiguous_inputs(monkeypatch, small_tiles):
 def test_backend_choice(monkeypatch):
     monkeypatch.delenv("LRNN_KERNEL_BACKEND", raising=False)
     assert conv_module.kernel_backend(torch.device("cuda")) == "torch"
-    assert conv_module.kernel_backend(torch.device("cpu")) == "torch"
+    assert conv_module.kernel_backend(torch.device("cuda"), cuda_default="triton") == "triton"
+    assert conv_module.kernel_backend(torch.device("cpu"), cuda_default="triton") == "torch"
     monkeypatch.setenv("LRNN_KERNEL_BACKEND", "cuda")
     with pytest.raises(ValueError, match="LRNN_KERNEL_BACKEND.*'cuda'"):
         conv_module.kernel_backend(torch.device("cpu"))

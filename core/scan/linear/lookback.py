@@ -22,10 +22,10 @@ import triton
 import triton.language as tl
 
 from ..backend import accumulation_dtype
-from .triton import _TRITON_DTYPE, _bwd_tile_loads, _combine, _program_block, _row, _tile
+from .triton import _TRITON_DTYPE, LOOKBACK_TILES, _bwd_tile_loads, _combine, _program_block, _row, _tile
 
-LOOKBACK_CONFIG = {"BT": 64, "BD": 32, "num_warps": 1, "lookback": True}
-"""The tile of the first GPU timing; ``launch_config`` does not choose the look-back until it is measured."""
+LOOKBACK_CONFIG = LOOKBACK_TILES["fwd"]
+"""The forward's tile, which the tests and ``kernel_sass`` use for both directions."""
 _AGGREGATE = tl.constexpr(1)
 _INCLUSIVE = tl.constexpr(2)
 

@@ -198,19 +198,26 @@ def _as_scalars(t: torch.Tensor | None) -> torch.Tensor | None:
     return torch.view_as_real(t) if t is not None and t.is_complex() else t
 
 
+LOOKBACK_TILES = {
+    "fwd": {"BT": 32, "BD": 64, "num_warps": 1, "lookback": True},
+    "bwd": {"BT": 16, "BD": 128, "num_warps": 1, "lookback": True},
+}
+"""The look-back kernels' tiles (``lookback.py``), the fastest of the v7 sweep at 8x16384x1536 in bfloat16."""
+
+
 def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str) -> dict:
-    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md (v3 and v4).
+    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md (v3, v4 and v7).
 
     Four warps on 64-channel blocks for wide problems, narrowing to 32 channels when that would leave fewer than
     about four programs per SM; 32-step tiles for the float32 backward, 64 otherwise. 16-bit inputs move half the
     bytes per step, so a program must own fewer channels to keep enough loads in flight: one warp on 32-channel
-    blocks (32-step tiles backward) when that still gives about 1000 programs, and for the forward of smaller
-    problems two warps on 16-channel blocks.
+    blocks (32-step tiles backward) when that still gives about 1000 programs; below that the scan is split over
+    time as well (``LOOKBACK_TILES``), one program a tile.
     """
     if dtype.itemsize <= 2 and batch * triton.cdiv(width, 32) >= 1024:
         cfg = {"BT": 32 if direction == "bwd" else 64, "BD": 32, "num_warps": 1}
-    elif dtype.itemsize <= 2 and direction == "fwd":
-        cfg = {"BT": 64, "BD": 16, "num_warps": 2}
+    elif dtype.itemsize <= 2:
+        cfg = LOOKBACK_TILES[direction]
     else:
         block_d = 64 if batch * triton.cdiv(width, 64) >= 512 else 32
         block_t = 32 if direction == "bwd" and dtype.itemsize >= 4 else 64
