@@ -7,8 +7,9 @@ the speaker's enrolment data; the next ``--eval-clips`` are the test sentences. 
     zero_shot    the test texts with no voice state and no prompt (the voice the model falls back on)
     voice_state  the same texts from a rank-``--rank`` initial state tuned on the enrolment clips (``tune_voice``:
                  frozen model, Adam at ``--lr``), saved to OUT/voice.safetensors: no prompt in the context
-    prompt       audio-prompt continuation: the first enrolment clip's codes forced as the first frames, its text
-                 before the test text; the frames after the prompt are the output
+    prompt       audio-prompt continuation: the first enrolment clip, its silent tail trimmed (training clips end
+                 in silence before EOS, so an untrimmed prompt ends the output at once), encoded and forced as the
+                 first frames, its text before the test text; the frames after the prompt are the output
     codec        the real test clips encoded and decoded by the codec: the ceiling the codec allows
 
 Each output clip (OUT/<condition>/<id>.wav) is scored against the speaker's real clip of the same sentence with
@@ -45,7 +46,7 @@ from lrnn.audio.lit import LinaSpeechModule
 from lrnn.audio.model import LinaSpeech, VoiceState
 from lrnn.audio.text import text_tokens
 from lrnn.audio.voice_tuning import tune_voice
-from lrnn.audio.wav import read_wav, write_wav
+from lrnn.audio.wav import read_wav, trim_trailing_silence, write_wav
 
 CONDITIONS = ("zero_shot", "voice_state", "prompt", "codec")
 STAGES = ("all", "generate", "score")
@@ -207,13 +208,14 @@ def generate(args: argparse.Namespace) -> dict:
         tune_time = time.perf_counter() - start
     model.eval()
 
+    prompt = {**tune[0], "codes": codec.encode(trim_trailing_silence(tune[0]["wav"], codec.sample_rate))}
     frames = {}
     for condition in args.conditions:
         if condition == "codec":
             outputs = [clip["codes"] for clip in test]
         else:
             outputs = synthesise(
-                model, condition, test, voice, tune[0], max_frames, args.top_k, args.seed, use_phonemes
+                model, condition, test, voice, prompt, max_frames, args.top_k, args.seed, use_phonemes
             )
         folder = args.out / condition
         folder.mkdir(exist_ok=True)
@@ -235,6 +237,7 @@ def generate(args: argparse.Namespace) -> dict:
         "tune_seconds": sum(len(clip["wav"]) for clip in tune) / codec.sample_rate,
         "test_clips": [clip["id"] for clip in test],
         "prompt_clip": tune[0]["id"],
+        "prompt_frames": prompt["codes"].shape[1],
         "tuning": {"losses": losses, "seconds": tune_time},
         "frames": frames,
     }

@@ -70,6 +70,7 @@ def test_end_to_end_on_a_tiny_untrained_model(checkpoint, tmp_path, capsys):
     report = json.loads((out / "voice_cloning.json").read_text())
     assert report["tune_clips"] == ["f4_0000", "f4_0001"] and report["test_clips"] == ["f4_0002", "f4_0003"]
     assert report["prompt_clip"] == "f4_0000" and report["max_frames"] == 30
+    assert 0 < report["prompt_frames"] < (tune_seconds - 0.2) * 75  # espeak's 0.3-0.4 s silent tail is trimmed
     assert len(report["tuning"]["losses"]) == 2 and report["settings"]["rank"] == 1
     assert list(report["conditions"]) == list(CONDITIONS)
     for name, result in report["conditions"].items():
