@@ -1,5 +1,5 @@
-import torch
 import pytest
+import torch
 from lrnn.audio.wav import read_wav, trim_trailing_silence, write_wav
 
 
