@@ -214,9 +214,7 @@ def generate(args: argparse.Namespace) -> dict:
         if condition == "codec":
             outputs = [clip["codes"] for clip in test]
         else:
-            outputs = synthesise(
-                model, condition, test, voice, prompt, max_frames, args.top_k, args.seed, use_phonemes
-            )
+            outputs = synthesise(model, condition, test, voice, prompt, max_frames, args.top_k, args.seed, use_phonemes)
         folder = args.out / condition
         folder.mkdir(exist_ok=True)
         for clip, codes in zip(test, outputs, strict=True):
