@@ -161,7 +161,8 @@ def _selective_bwd_kernel(
             h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
             tl.store(scratch + j * BD * BN, h)
         tl.debug_barrier()
-        for j_back in range(0, BT):  # and walk them backwards
+        h = tl.load(scratch + (BT - 1) * BD * BN)
+        for j_back in range(0, BT):  # and walk them backwards, carrying each step's entering state to the next
             j = BT - 1 - j_back
             i = k * BT + j
             valid = i < T
@@ -170,7 +171,6 @@ def _selective_bwd_kernel(
             step, raw, u, b, c = _step_inputs(
                 dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, m_d, m_n, HAS_BIAS, SOFTPLUS
             )
-            h = tl.load(scratch + j * BD * BN)
             before = tl.where(j == 0, h_in, tl.load(scratch + (j - 1) * BD * BN, mask=j > 0, other=0.0))
             dy = tl.load(dy_ptr + row * D + offs_d, mask=m_d, other=0.0).to(tl.float32)
             if HAS_Z:
@@ -199,6 +199,7 @@ def _selective_bwd_kernel(
             tl.store(db_ptr + offs_part, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
             tl.store(dc_ptr + offs_part, tl.sum(h * dy[:, None], axis=0), mask=m_n)
             dh = decay * dh
+            h = before
         tl.debug_barrier()
     tl.store(dh0_ptr + state, dh, mask=mask_dn)
     tl.store(da_ptr + state, grad_a, mask=mask_dn)
