@@ -155,14 +155,15 @@ def chunk_gla_kernels() -> list[KernelSpec]:
 
     config = face.launch_config(128, 128)
     tiles = {"BT": config["BT"], "BC": config["BC"], "BK": config["BK"], "BV": config["BV"]}
-    common = {"PER_KEY": True, "REVERSE": False, "PRECISION": "tf32"}
+    common = {"PER_KEY": True, "REVERSE": False, "PRECISION": "tf32", "IS_VARLEN": False}
+    common |= {"cu_ptr": None, "chunk_ptr": None, "offs_ptr": None}
     pointers = {
         name: "*fp32"
         for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr", "a_ptr", "da_ptr")
     }
     pointers["g_ptr"] = "*bf16"
     specs = [
-        ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], "REVERSE": False}),
+        ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], **common}),
         ("fwd_h", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}),
         ("fwd_a", face._fwd_a_kernel, {**tiles, **common}),
         ("fwd_o", face._fwd_o_kernel, {**tiles, **common}),

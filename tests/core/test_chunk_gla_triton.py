@@ -97,13 +97,19 @@ def test_without_initial_or_final_state(device):
         assert relative_error(grad, ref_grad) < TOLERANCE[torch.float32]
 
 
-def test_varlen_loops_over_sequences(device):
-    """cu_seqlens with an empty and a one-step sequence (the wrapper loops over sequences on the host)."""
-    cu_seqlens = torch.tensor([0, 0, 1, 40, 75], device=device)
-    inputs, cotangents = make_inputs(1, 75, 2, 12, 20, "per_key", seed=4, sequences=4)
-    on_device = {name: t.to(device) for name, t in inputs.items()}
-    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32, cu_seqlens=cu_seqlens)
-    expected = reference(inputs, cotangents, torch.float32, cu_seqlens=cu_seqlens.cpu())
+@pytest.mark.parametrize(
+    "gate,reverse,bounds",
+    [("per_key", False, [0, 0, 1, 40, 75]), ("per_head", True, [0, 33, 33, 75]), ("none", True, [0, 75, 75])],
+)
+def test_varlen_in_the_kernels(device, gate, reverse, bounds):
+    """cu_seqlens with empty, one-step and chunk-crossing sequences, read by the kernels themselves (one launch
+    sequence for the batch), against the reference's loop over the sequences."""
+    cu_seqlens = torch.tensor(bounds, device=device, dtype=torch.int32 if reverse else torch.int64)
+    inputs, cotangents = make_inputs(1, 75, 2, 12, 20, gate, seed=4, sequences=len(bounds) - 1)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    kwargs = dict(cu_seqlens=cu_seqlens, reverse=reverse)
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32, **kwargs)
+    expected = reference(inputs, cotangents, torch.float32, **{**kwargs, "cu_seqlens": cu_seqlens.cpu()})
     assert_close_to(result, expected, TOLERANCE[torch.float32])
 
 
@@ -191,8 +197,8 @@ class _GLABlock(torch.nn.Module):
 )  # fmt: skip
 def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend, gate, reverse, compiled_matches_eager):
     """The chunked face (torch ops) and the Triton face (``lrnn::chunk_gla_*``; under the interpreter on a CPU,
-    aot_eager runs the custom ops eagerly, so only their fakes are traced) against eager, without cu_seqlens (the
-    varlen path loops over ``cu_seqlens.tolist()`` on the host and breaks the graph)."""
+    aot_eager runs the custom ops eagerly, so only their fakes are traced) against eager, without cu_seqlens (its
+    checks read ``cu_seqlens`` on the host, which breaks the graph)."""
     monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
     dev = device if backend == "triton" else torch.device("cpu")
     torch.manual_seed(0)
@@ -206,13 +212,14 @@ def test_torch_compile_traces_without_graph_breaks(monkeypatch, device, backend,
 @pytest.mark.parametrize("full", [False, True])
 def test_custom_ops_pass_opcheck(device, full):
     """Schema, fake tensors, autograd registration and AOT dispatch of the Triton face's two ops, with a per-key
-    gate, an initial state and a final-state cotangent, and with none of them."""
+    gate, initial states, final-state cotangents and two sequences through ``cu_seqlens``, and with none of them."""
     from lrnn.core.scan.gla.op import chunk_gla_bwd, chunk_gla_fwd
 
-    inputs, (do, dht) = make_inputs(1, 5, 1, 4, 4, "per_key" if full else "none", seed=5)
+    inputs, (do, dht) = make_inputs(1, 5, 1, 4, 4, "per_key" if full else "none", seed=5, sequences=2)
     q, k, v, g, h0 = (None if t is None else t.float().to(device) for t in inputs.values())
     h0, dht = (h0, dht.float().to(device)) if full else (None, None)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, g, h0)]
-    torch.library.opcheck(chunk_gla_fwd, (*leaves[:4], 0.5, leaves[4], full))
-    torch.library.opcheck(chunk_gla_fwd, (q, k, v, g, 0.5, h0, full))
-    torch.library.opcheck(chunk_gla_bwd, (q, k, v, g, 0.5, h0, do.float().to(device), dht, full))
+    cu_seqlens = torch.tensor([0, 2, 5], device=device) if full else None
+    torch.library.opcheck(chunk_gla_fwd, (*leaves[:4], 0.5, leaves[4], full, cu_seqlens))
+    torch.library.opcheck(chunk_gla_fwd, (q, k, v, g, 0.5, h0, full, cu_seqlens))
+    torch.library.opcheck(chunk_gla_bwd, (q, k, v, g, 0.5, h0, do.float().to(device), dht, full, cu_seqlens))

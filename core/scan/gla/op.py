@@ -2,9 +2,10 @@
 graph breaks.
 
 ``lrnn::chunk_gla_fwd`` and ``lrnn::chunk_gla_bwd`` take contiguous ``q, k [B, T, H, K]``, ``v [B, T, H, V]``, the
-log gate ``g [B, T, H, Kg]`` (``Kg`` is ``K`` or 1) or None, and an initial state ``[B, H, K, V]`` in float32 or
-None. Custom ops return tensors only: the forward always returns the final state, and the backward returns an
-empty tensor in place of the gradient of an input that was None.
+log gate ``g [B, T, H, Kg]`` (``Kg`` is ``K`` or 1) or None, an initial state ``[N, H, K, V]`` in float32 or
+None, and ``cu_seqlens [N + 1]`` or None (``N = B`` without it). Custom ops return tensors only: the forward
+always returns the final state, and the backward returns an empty tensor in place of the gradient of an input
+that was None.
 """
 
 import torch
@@ -20,9 +21,10 @@ def _gate(g: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor:
     return q.new_zeros((*q.shape[:-1], 1), dtype=torch.float32) if g is None else g
 
 
-def _final_state(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def _final_state(q: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor | None) -> torch.Tensor:
     batch, _, heads, key_dim = q.shape
-    return q.new_empty((batch, heads, key_dim, v.shape[-1]), dtype=torch.float32)
+    sequences = batch if cu_seqlens is None else cu_seqlens.shape[0] - 1
+    return q.new_empty((sequences, heads, key_dim, v.shape[-1]), dtype=torch.float32)
 
 
 @torch.library.custom_op("lrnn::chunk_gla_fwd", mutates_args=())
@@ -34,16 +36,17 @@ def chunk_gla_fwd(
     scale: float,
     initial_state: torch.Tensor | None,
     reverse: bool,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns ``o [B, T, H, V]`` (``q``'s dtype) and the final state ``[B, H, K, V]`` (float32)."""
+    """Returns ``o [B, T, H, V]`` (``q``'s dtype) and the final states ``[N, H, K, V]`` (float32)."""
     from .triton import chunk_gla_triton_fwd
 
-    return chunk_gla_triton_fwd(q, k, v, _gate(g, q), scale, initial_state, reverse)
+    return chunk_gla_triton_fwd(q, k, v, _gate(g, q), scale, initial_state, reverse, cu_seqlens)
 
 
 @chunk_gla_fwd.register_fake
-def _chunk_gla_fwd_fake(q, k, v, g, scale, initial_state, reverse):
-    return torch.empty_like(v), _final_state(q, v)
+def _chunk_gla_fwd_fake(q, k, v, g, scale, initial_state, reverse, cu_seqlens=None):
+    return torch.empty_like(v), _final_state(q, v, cu_seqlens)
 
 
 @torch.library.custom_op("lrnn::chunk_gla_bwd", mutates_args=())
@@ -57,37 +60,40 @@ def chunk_gla_bwd(
     grad_o: torch.Tensor,
     grad_final_state: torch.Tensor | None,
     reverse: bool,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns the gradients of ``(q, k, v, g, initial_state)``: ``dg`` in ``g``'s dtype and ``d_initial_state``
     in float32, an empty tensor for each of ``g`` and ``initial_state`` that was None."""
     from .triton import chunk_gla_triton_bwd
 
     dq, dk, dv, dg, dh0 = chunk_gla_triton_bwd(
-        q, k, v, _gate(g, q), scale, initial_state, grad_o, grad_final_state, reverse
+        q, k, v, _gate(g, q), scale, initial_state, grad_o, grad_final_state, reverse, cu_seqlens
     )
     dg = _absent(q) if g is None else dg.to(g.dtype)
     return dq, dk, dv, dg, (_absent(q) if initial_state is None else dh0)
 
 
 @chunk_gla_bwd.register_fake
-def _chunk_gla_bwd_fake(q, k, v, g, scale, initial_state, grad_o, grad_final_state, reverse):
+def _chunk_gla_bwd_fake(q, k, v, g, scale, initial_state, grad_o, grad_final_state, reverse, cu_seqlens=None):
     dg = _absent(q) if g is None else torch.empty_like(g)
-    dh0 = _absent(q) if initial_state is None else _final_state(q, v)
+    dh0 = _absent(q) if initial_state is None else _final_state(q, v, cu_seqlens)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dg, dh0
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, g, scale, initial_state, reverse = inputs
-    ctx.save_for_backward(q, k, v, g, initial_state)
+    q, k, v, g, scale, initial_state, reverse, cu_seqlens = inputs
+    ctx.save_for_backward(q, k, v, g, initial_state, cu_seqlens)
     ctx.scale, ctx.reverse = scale, reverse
 
 
 def _backward(ctx, grad_o, grad_final_state):
-    q, k, v, g, initial_state = ctx.saved_tensors
+    q, k, v, g, initial_state, cu_seqlens = ctx.saved_tensors
     grad_o = torch.zeros_like(v) if grad_o is None else grad_o.contiguous()
     grad_final_state = None if grad_final_state is None else grad_final_state.contiguous()
-    dq, dk, dv, dg, dh0 = chunk_gla_bwd(q, k, v, g, ctx.scale, initial_state, grad_o, grad_final_state, ctx.reverse)
-    return dq, dk, dv, (None if g is None else dg), None, (None if initial_state is None else dh0), None
+    dq, dk, dv, dg, dh0 = chunk_gla_bwd(
+        q, k, v, g, ctx.scale, initial_state, grad_o, grad_final_state, ctx.reverse, cu_seqlens
+    )
+    return dq, dk, dv, (None if g is None else dg), None, (None if initial_state is None else dh0), None, None
 
 
 chunk_gla_fwd.register_autograd(_backward, setup_context=_setup_context)

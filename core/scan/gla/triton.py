@@ -26,6 +26,12 @@ Kernels (grid in brackets):
 
 Saved for the backward: the inputs only; ``G``, ``h`` and ``A`` are recomputed (kernels 1 to 3).
 
+Variable-length batches (``cu_seqlens``, ``B = 1``) run in the same launches: the chunk axis of the per-chunk
+kernels then numbers every chunk of every sequence (``chunk_indices`` gives each one's sequence and place), the
+sequential kernels run one program per sequence and head, and each program reads its sequence's bounds, so a
+position's row is ``bos + t`` instead of ``b T + t`` and ``h`` holds each sequence's chunks back to back
+(``ChunkGrid``). Empty sequences have no chunks: their final state is their initial state.
+
 Numerical safety (the anchor scheme of ``chunked.py``): every exponential has an argument <= 0 for log gates <= 0.
 A chunk is cut into sub-chunks of ``BC`` steps. Scores between a query sub-chunk ``I`` and an earlier key
 sub-chunk ``J`` split the decay at an anchor step ``a`` between them, ``exp(G_i - G_a) * exp(G_a - G_j)``, both
@@ -42,6 +48,8 @@ A scalar gate's gradient is the per-key one summed over keys (the wrapper reduce
 
 Arithmetic and states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit ones.
 """
+
+from typing import NamedTuple
 
 import torch
 import triton
@@ -85,6 +93,34 @@ def _time(p, T, REVERSE: tl.constexpr):
     if REVERSE:
         return (T - 1 - p).to(tl.int64)
     return p.to(tl.int64)
+
+
+@triton.jit
+def _sequence_span(b, T, NT, cu_ptr, offs_ptr, BT: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """Sequence ``b``'s first row ``bos`` on the time axis (a head's rows are ``bos + t``), its length, its number
+    of chunks and the index of its first chunk in ``h [chunks, H, K, V]``: ``b T``, ``T``, ``NT`` and ``b NT`` in a
+    dense batch; from ``cu_seqlens`` and the chunk offsets in a varlen one (``B = 1``)."""
+    if IS_VARLEN:
+        bos = tl.load(cu_ptr + b).to(tl.int64)
+        length = (tl.load(cu_ptr + b + 1) - bos).to(tl.int32)
+        return bos, length, tl.cdiv(length, BT), tl.load(offs_ptr + b).to(tl.int64)
+    return b * T, T, NT, b * NT
+
+
+@triton.jit
+def _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """A per-chunk program's ``(b, h, n, bos, length, n_chunks, c0)``: its sequence, head and chunk within the
+    sequence, then ``_sequence_span``. ``pid`` numbers the chunks (of one sequence when dense, of all the sequences
+    back to back when varlen, read from ``chunk_indices [chunks, 2]``) and ``bh`` the heads (``b H + h`` when
+    dense, ``h`` when varlen)."""
+    if IS_VARLEN:
+        b = tl.load(chunk_ptr + 2 * pid).to(tl.int64)
+        n = tl.load(chunk_ptr + 2 * pid + 1)
+    else:
+        b = bh // H
+        n = pid
+    bos, length, n_chunks, c0 = _sequence_span(b, T, NT, cu_ptr, offs_ptr, BT, IS_VARLEN)
+    return b, bh % H, n, bos, length, n_chunks, c0
 
 
 @triton.jit
@@ -133,11 +169,12 @@ def _diagonal_decay(G, BC: tl.constexpr):
 
 @triton.jit(do_not_specialize=["T"])
 def _cumsum_kernel(
-    g_ptr, gc_ptr, T, H, KG,
-    BT: tl.constexpr, BK: tl.constexpr, REVERSE: tl.constexpr,
+    g_ptr, gc_ptr, T, H, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
+    BT: tl.constexpr, BK: tl.constexpr, REVERSE: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
-    n, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
-    base = (bh // H * T * H + bh % H) * KG
+    pid, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    _, h, n, bos, T, _, _ = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
+    base = (bos * H + h) * KG
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
     for c0 in range(0, KG, BK):
         cols = c0 + tl.arange(0, BK)
@@ -167,18 +204,19 @@ def _load_state(ptr, offs, mask, PRESENT: tl.constexpr, BK: tl.constexpr, BV: tl
 
 @triton.jit(do_not_specialize=["T"])
 def _fwd_h_kernel(
-    k_ptr, v_ptr, gc_ptr, h0_ptr, h_ptr, ht_ptr, T, H, K, V, KG, NT,
+    k_ptr, v_ptr, gc_ptr, h0_ptr, h_ptr, ht_ptr, T, H, K, V, KG, NT, cu_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, HAS_H0: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
+    bos, T, NT, c0 = _sequence_span(b, T, NT, cu_ptr, offs_ptr, BT, IS_VARLEN)
     cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(kb, vb, K, V, BK, BV)
     state = _load_state(h0_ptr, bh * K * V + state_offs, mask_kv, HAS_H0, BK, BV)
-    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
     gcols = _gate_cols(cols_k, PER_KEY)
     for n in range(0, NT):
-        tl.store(h_ptr + ((b * NT + n) * H + h) * K * V + state_offs, state, mask=mask_kv)
+        tl.store(h_ptr + ((c0 + n) * H + h) * K * V + state_offs, state, mask=mask_kv)
         t, valid = _positions(n, 0, T, BT, BT, REVERSE)
         last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
         G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
@@ -210,18 +248,18 @@ def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: 
 
 @triton.jit(do_not_specialize=["T"])
 def _fwd_a_kernel(
-    q_ptr, k_ptr, gc_ptr, a_ptr, T, H, K, KG,
+    q_ptr, k_ptr, gc_ptr, a_ptr, T, H, K, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """Row block ``ic`` of chunk ``n``'s intra-chunk scores ``A_ij = sum_k q_ik k_jk exp(G_ik - G_jk)``, ``j <= i``:
     ``A [B, T, H, BT]`` at the rows of sub-chunk ``ic`` and the columns of every key sub-chunk up to it (the
     columns above the diagonal are not written). Earlier key sub-chunks: one ``tl.dot`` through the anchor (per-key
     gates) or scaled by ``exp(G_i - G_j)`` after it (scalar gates); the diagonal block: elementwise over ``BC``
     keys at a time (per-key) or the same dot, masked."""
-    ic, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    b, h = bh // H, bh % H
-    base_k, base_g, base_a = (b * T * H + h) * K, (b * T * H + h) * KG, (b * T * H + h) * BT
+    ic, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    _, h, n, bos, T, _, _ = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
+    base_k, base_g, base_a = (bos * H + h) * K, (bos * H + h) * KG, (bos * H + h) * BT
     t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
     block_cols = tl.arange(0, BC)
     every_col = block_cols < BC
@@ -265,18 +303,18 @@ def _fwd_a_kernel(
 
 @triton.jit(do_not_specialize=["T"])
 def _fwd_o_kernel(
-    q_ptr, v_ptr, gc_ptr, h_ptr, a_ptr, o_ptr, scale, T, H, K, V, KG, NT,
+    q_ptr, v_ptr, gc_ptr, h_ptr, a_ptr, o_ptr, scale, T, H, K, V, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``o = scale * ((q * exp(G)) S + A v)`` for a whole chunk and one value tile: two dense ``tl.dot`` over the
     chunk's ``BT`` rows (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
-    vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    b, h = bh // H, bh % H
+    vb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_v = vb * BV + tl.arange(0, BV)
     mask_v = cols_v < V
-    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
-    state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
+    base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
+    state_ptr = h_ptr + ((c0 + n) * H + h) * K * V
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
     acc = tl.zeros([BT, BV], dtype=tl.float32)
     for k0 in range(0, K, BK):
@@ -288,7 +326,7 @@ def _fwd_o_kernel(
             state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
         acc += tl.dot(q * _masked_exp(G, valid), state, input_precision=PRECISION)
-    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
     scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
     acc += tl.dot(scores, _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V), input_precision=PRECISION)
     _store_rows(o_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc * scale)
@@ -296,19 +334,20 @@ def _fwd_o_kernel(
 
 @triton.jit(do_not_specialize=["T"])
 def _bwd_dh_kernel(
-    q_ptr, do_ptr, gc_ptr, dht_ptr, dh_ptr, dh0_ptr, scale, T, H, K, V, KG, NT,
+    q_ptr, do_ptr, gc_ptr, dht_ptr, dh_ptr, dh0_ptr, scale, T, H, K, V, KG, NT, cu_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, HAS_DHT: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     kb, vb, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     b, h = bh // H, bh % H
+    bos, T, NT, c0 = _sequence_span(b, T, NT, cu_ptr, offs_ptr, BT, IS_VARLEN)
     cols_k, cols_v, mask_k, mask_v, mask_kv, state_offs = _state_tile(kb, vb, K, V, BK, BV)
     grad = _load_state(dht_ptr, bh * K * V + state_offs, mask_kv, HAS_DHT, BK, BV)
-    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
+    base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
     gcols = _gate_cols(cols_k, PER_KEY)
     for i in range(0, NT):
         n = NT - 1 - i
-        tl.store(dh_ptr + ((b * NT + n) * H + h) * K * V + state_offs, grad, mask=mask_kv)
+        tl.store(dh_ptr + ((c0 + n) * H + h) * K * V + state_offs, grad, mask=mask_kv)
         t, valid = _positions(n, 0, T, BT, BT, REVERSE)
         last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
         G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
@@ -320,18 +359,18 @@ def _bwd_dh_kernel(
 
 @triton.jit(do_not_specialize=["T"])
 def _bwd_dv_kernel(
-    k_ptr, gc_ptr, do_ptr, dh_ptr, a_ptr, dv_ptr, scale, T, H, K, V, KG, NT,
+    k_ptr, gc_ptr, do_ptr, dh_ptr, a_ptr, dv_ptr, scale, T, H, K, V, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``dv = (k * exp(gl - G)) dS' + scale * A^T do`` for a whole chunk and one value tile, two dense ``tl.dot``
     (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
-    vb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    b, h = bh // H, bh % H
+    vb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_v = vb * BV + tl.arange(0, BV)
     mask_v = cols_v < V
-    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
-    grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
+    base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
+    grad_ptr = dh_ptr + ((c0 + n) * H + h) * K * V
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
     p_last = tl.minimum(n * BT + BT, T) - 1
     acc = tl.zeros([BT, BV], dtype=tl.float32)
@@ -345,7 +384,7 @@ def _bwd_dv_kernel(
             grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
         acc += tl.dot(k, grad, input_precision=PRECISION)
-    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
     scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
     do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
     acc += scale * tl.dot(tl.trans(scores), do, input_precision=PRECISION)
@@ -365,14 +404,14 @@ def _score_block(a_ptr, base_a, t_i, valid_i, col0, stride_t, BC: tl.constexpr, 
 
 @triton.jit(do_not_specialize=["T"])
 def _bwd_da_kernel(
-    do_ptr, v_ptr, da_ptr, T, H, V,
-    BT: tl.constexpr, BV: tl.constexpr, REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    do_ptr, v_ptr, da_ptr, T, H, V, NT, cu_ptr, chunk_ptr, offs_ptr,
+    BT: tl.constexpr, BV: tl.constexpr, REVERSE: tl.constexpr, PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``dA_ij = do_i . v_j`` for the rows and columns of chunk ``n``, one dense dot a value tile, into ``dA [B, T,
     H, BT]`` at and below the diagonal."""
-    n, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
-    b, h = bh // H, bh % H
-    base_v = (b * T * H + h) * V
+    pid, bh = tl.program_id(0), tl.program_id(1).to(tl.int64)
+    _, h, n, bos, T, _, _ = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
+    base_v = (bos * H + h) * V
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
     acc = tl.zeros([BT, BT], dtype=tl.float32)
     for v0 in range(0, V, BV):
@@ -380,7 +419,7 @@ def _bwd_da_kernel(
         mask = cols < V
         do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V)
         acc += tl.dot(do, tl.trans(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V)), input_precision=PRECISION)
-    offs_a, causal = _chunk_scores(b * T * H + h, t, valid, H, BT)
+    offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
     tl.store(da_ptr + offs_a, acc, mask=causal)
 
 
@@ -403,23 +442,23 @@ def _dot_state(x_ptr, base, t, valid, state_ptr, cols_k, mask_k, V, stride_t, BC
 @triton.jit(do_not_specialize=["T"])
 def _bwd_dqk_kernel(
     q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, ht_ptr, do_ptr, dh_ptr, da_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V, KG,
-    NT,
+    NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr,
+    REVERSE: tl.constexpr, PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
-    kb, n, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    b, h = bh // H, bh % H
+    kb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    b, h, n, bos, T, NT, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     NC: tl.constexpr = BT // BC
     cols_k = kb * BK + tl.arange(0, BK)
     mask_k = cols_k < K
     gcols = _gate_cols(cols_k, PER_KEY)
-    base_k, base_v, base_g = (b * T * H + h) * K, (b * T * H + h) * V, (b * T * H + h) * KG
-    base_a = (b * T * H + h) * BT
-    state_ptr = h_ptr + ((b * NT + n) * H + h) * K * V
-    grad_ptr = dh_ptr + ((b * NT + n) * H + h) * K * V
-    next_ptr = h_ptr + ((b * NT + n + 1) * H + h) * K * V
+    base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
+    base_a = (bos * H + h) * BT
+    state_ptr = h_ptr + ((c0 + n) * H + h) * K * V
+    grad_ptr = dh_ptr + ((c0 + n) * H + h) * K * V
+    next_ptr = h_ptr + ((c0 + n + 1) * H + h) * K * V
     if n == NT - 1:
-        next_ptr = ht_ptr + bh * K * V
+        next_ptr = ht_ptr + (b * H + h) * K * V
     # The later chunks' share of dg: sum_v dS' * S' at this chunk's end.
     carry = tl.zeros([BK], dtype=tl.float32)
     for v0 in range(0, V, BV):
@@ -483,106 +522,143 @@ def _bwd_dqk_kernel(
 _PRECISION = {torch.float32: "ieee", torch.float16: "tf32", torch.bfloat16: "tf32"}
 
 
-def _common(q: torch.Tensor, v: torch.Tensor, g: torch.Tensor, cfg: dict) -> tuple:
-    batch, steps, heads, key_dim = q.shape
-    n_chunks = triton.cdiv(steps, cfg["BT"])
-    return batch, steps, heads, key_dim, v.shape[-1], g.shape[-1], n_chunks
+class ChunkGrid(NamedTuple):
+    """How time is cut into chunks: ``sequences`` (``B``, or ``N`` with ``cu_seqlens``), ``per_sequence`` chunks
+    of a dense sequence, ``programs`` along the per-chunk kernels' chunk axis (every chunk of every sequence when
+    varlen), ``heads`` along their head axis (``B H``, or ``H`` when varlen), ``slots`` rows of ``h [slots, H, K,
+    V]``, and the varlen kernel arguments: ``cu_seqlens``, ``chunk_indices [programs, 2]`` (sequence, chunk within
+    it) and ``chunk_offsets [N + 1]`` (each sequence's first chunk), all None when dense."""
+
+    sequences: int
+    per_sequence: int
+    programs: int
+    heads: int
+    slots: int
+    cu_seqlens: torch.Tensor | None
+    chunk_indices: torch.Tensor | None
+    chunk_offsets: torch.Tensor | None
+
+    @property
+    def varlen_args(self) -> dict:
+        return {"cu_ptr": self.cu_seqlens, "offs_ptr": self.chunk_offsets, "IS_VARLEN": self.cu_seqlens is not None}
+
+    @property
+    def chunk_args(self) -> dict:
+        return {**self.varlen_args, "chunk_ptr": self.chunk_indices}
 
 
-def chunk_cumsum(g: torch.Tensor, reverse: bool, cfg: dict) -> torch.Tensor:
+def chunk_grid(q: torch.Tensor, block_t: int, cu_seqlens: torch.Tensor | None) -> ChunkGrid:
+    """The ``ChunkGrid`` of ``q [B, T, H, K]`` in chunks of ``block_t`` steps; with ``cu_seqlens`` one host read
+    (the number of chunks, which sizes the grids)."""
+    batch, steps, heads, _ = q.shape
+    if cu_seqlens is None:
+        n_chunks = triton.cdiv(steps, block_t)
+        return ChunkGrid(batch, n_chunks, n_chunks, batch * heads, batch * n_chunks, None, None, None)
+    counts = (cu_seqlens[1:] - cu_seqlens[:-1] + block_t - 1) // block_t
+    offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    total = int(offsets[-1])
+    sequence = torch.repeat_interleave(torch.arange(len(counts), device=q.device), counts, output_size=total)
+    local = torch.arange(total, device=q.device) - offsets[sequence]
+    indices = torch.stack([sequence, local], 1).to(torch.int32).contiguous()
+    return ChunkGrid(len(counts), 0, total, heads, total, cu_seqlens.contiguous(), indices, offsets.contiguous())
+
+
+def chunk_cumsum(g: torch.Tensor, reverse: bool, cfg: dict, grid: ChunkGrid) -> torch.Tensor:
     """The chunk-local inclusive cumulative sum of ``g [B, T, H, Kg]`` in processing order, float32."""
-    batch, steps, heads, width = g.shape
+    _, steps, heads, width = g.shape
     gc = torch.empty(g.shape, dtype=torch.float32, device=g.device)
-    grid = (triton.cdiv(steps, cfg["BT"]), batch * heads)
     block = min(cfg["BK"], max(16, triton.next_power_of_2(width)))
-    _cumsum_kernel[grid](g, gc, steps, heads, width, BT=cfg["BT"], BK=block, REVERSE=reverse)
+    _cumsum_kernel[(grid.programs, grid.heads)](
+        g, gc, steps, heads, width, grid.per_sequence, BT=cfg["BT"], BK=block, REVERSE=reverse, **grid.chunk_args
+    )
     return gc
 
 
-def chunk_states(k, v, gc, initial_state, reverse, cfg):
-    """The float32 states entering every chunk ``h [B, NT, H, K, V]`` and the final state ``[B, H, K, V]``."""
-    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(k, v, gc, cfg)
-    h = torch.empty(batch, n_chunks, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
-    final_state = torch.empty(batch, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
-    grid = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), batch * heads)
-    _fwd_h_kernel[grid](
-        k, v, gc, initial_state, h, final_state, steps, heads, key_dim, value_dim, width, n_chunks,
-        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, HAS_H0=initial_state is not None,
-        REVERSE=reverse, PRECISION=_PRECISION[k.dtype], num_warps=cfg["num_warps"],
+def chunk_states(k, v, gc, initial_state, reverse, cfg, grid):
+    """The float32 states entering every chunk ``h [slots, H, K, V]`` and the final states ``[N, H, K, V]``."""
+    _, steps, heads, key_dim = k.shape
+    value_dim = v.shape[-1]
+    h = torch.empty(grid.slots, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
+    final_state = torch.empty(grid.sequences, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
+    launch = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)
+    _fwd_h_kernel[launch](
+        k, v, gc, initial_state, h, final_state, steps, heads, key_dim, value_dim, gc.shape[-1], grid.per_sequence,
+        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=gc.shape[-1] > 1, HAS_H0=initial_state is not None,
+        REVERSE=reverse, PRECISION=_PRECISION[k.dtype], num_warps=cfg["num_warps"], **grid.varlen_args,
     )  # fmt: skip
     return h, final_state
 
 
-def intra_chunk_scores(q, k, gc, reverse, cfg):
+def intra_chunk_scores(q, k, gc, reverse, cfg, grid):
     """``A [B, T, H, BT]`` float32: row ``t`` holds the scores of query ``t`` against the keys of its chunk, column
     ``c`` the key at offset ``c`` of the chunk in processing order, written at and below the diagonal only."""
     batch, steps, heads, key_dim = q.shape
     scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
-    grid = (cfg["BT"] // cfg["BC"], triton.cdiv(steps, cfg["BT"]), batch * heads)
-    _fwd_a_kernel[grid](
-        q, k, gc, scores, steps, heads, key_dim, gc.shape[-1], BT=cfg["BT"], BC=cfg["BC"], BK=cfg["BK"],
-        PER_KEY=gc.shape[-1] > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    _fwd_a_kernel[(cfg["BT"] // cfg["BC"], grid.programs, grid.heads)](
+        q, k, gc, scores, steps, heads, key_dim, gc.shape[-1], grid.per_sequence, BT=cfg["BT"], BC=cfg["BC"],
+        BK=cfg["BK"], PER_KEY=gc.shape[-1] > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
+        num_warps=cfg["num_warps"], **grid.chunk_args,
     )  # fmt: skip
     return scores
 
 
-def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cfg=None):
+def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=None, cfg=None):
     """Forward launch. ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` contiguous, ``g [B, T, H, Kg]`` contiguous
-    (``Kg`` is ``K`` or 1), ``initial_state [B, H, K, V]`` float32 or None.
+    (``Kg`` is ``K`` or 1), ``initial_state [N, H, K, V]`` float32 or None, ``cu_seqlens [N + 1]`` or None.
 
-    Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final state in float32.
+    Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final states ``[N, H, K, V]`` in float32.
     """
     cfg = cfg or launch_config(q.shape[-1], v.shape[-1])
-    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(q, v, g, cfg)
-    gc = chunk_cumsum(g, reverse, cfg)
-    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg)
-    scores = intra_chunk_scores(q, k, gc, reverse, cfg)
+    _, steps, heads, key_dim = q.shape
+    value_dim = v.shape[-1]
+    grid = chunk_grid(q, cfg["BT"], cu_seqlens)
+    gc = chunk_cumsum(g, reverse, cfg, grid)
+    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg, grid)
+    scores = intra_chunk_scores(q, k, gc, reverse, cfg, grid)
     o = torch.empty_like(v)
-    grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
-    _fwd_o_kernel[grid](
-        q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, width, n_chunks,
-        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
-        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    _fwd_o_kernel[(triton.cdiv(value_dim, cfg["BV"]), grid.programs, grid.heads)](
+        q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, g.shape[-1], grid.per_sequence,
+        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
+        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
     )  # fmt: skip
     return o, final_state
 
 
-def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg=None):
+def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_seqlens=None, cfg=None):
     """Backward launch: recomputes ``G`` and ``h``, then ``dh``, ``dv``, ``dq``, ``dk`` and ``dg``.
 
-    Returns ``dq, dk, dv`` in the inputs' dtype, ``dg [B, T, H, Kg]`` and ``dh0 [B, H, K, V]`` in float32.
+    Returns ``dq, dk, dv`` in the inputs' dtype, ``dg [B, T, H, Kg]`` and ``dh0 [N, H, K, V]`` in float32.
     """
     cfg = cfg or launch_config(q.shape[-1], v.shape[-1])
-    batch, steps, heads, key_dim, value_dim, width, n_chunks = _common(q, v, g, cfg)
-    gc = chunk_cumsum(g, reverse, cfg)
-    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg)
+    batch, steps, heads, key_dim = q.shape
+    value_dim, width = v.shape[-1], g.shape[-1]
+    grid = chunk_grid(q, cfg["BT"], cu_seqlens)
+    gc = chunk_cumsum(g, reverse, cfg, grid)
+    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg, grid)
     common = dict(BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=width > 1, REVERSE=reverse,
                   PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"])  # fmt: skip
     dh = torch.empty_like(h)
-    dh0 = torch.empty(batch, heads, key_dim, value_dim, dtype=torch.float32, device=q.device)
-    grid = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), batch * heads)
-    _bwd_dh_kernel[grid](
-        q, do, gc, dht, dh, dh0, scale, steps, heads, key_dim, value_dim, width, n_chunks,
-        HAS_DHT=dht is not None, **common,
+    dh0 = torch.empty_like(final_state)
+    _bwd_dh_kernel[(triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)](
+        q, do, gc, dht, dh, dh0, scale, steps, heads, key_dim, value_dim, width, grid.per_sequence,
+        HAS_DHT=dht is not None, **common, **grid.varlen_args,
     )  # fmt: skip
     dv = torch.empty_like(v)
-    grid = (triton.cdiv(value_dim, cfg["BV"]), n_chunks, batch * heads)
-    _bwd_dv_kernel[grid](
-        k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg), dv, scale, steps, heads, key_dim, value_dim, width,
-        n_chunks, **common,
+    _bwd_dv_kernel[(triton.cdiv(value_dim, cfg["BV"]), grid.programs, grid.heads)](
+        k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg, grid), dv, scale, steps, heads, key_dim, value_dim,
+        width, grid.per_sequence, **common, **grid.chunk_args,
     )  # fmt: skip
     d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
-    _bwd_da_kernel[(n_chunks, batch * heads)](
-        do, v, d_scores, steps, heads, value_dim, BT=cfg["BT"], BV=cfg["BV"], REVERSE=reverse,
-        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"],
+    _bwd_da_kernel[(grid.programs, grid.heads)](
+        do, v, d_scores, steps, heads, value_dim, grid.per_sequence, BT=cfg["BT"], BV=cfg["BV"], REVERSE=reverse,
+        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
     )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
     key_tile = cfg.get("BK_DQK", cfg["BK"])
-    grid = (triton.cdiv(key_dim, key_tile), n_chunks, batch * heads)
-    _bwd_dqk_kernel[grid](
+    _bwd_dqk_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
         q, k, v, gc, h, final_state, do, dh, d_scores, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
-        n_chunks, BC=cfg["BC"], **{**common, "BK": key_tile},
+        grid.per_sequence, BC=cfg["BC"], **{**common, "BK": key_tile}, **grid.chunk_args,
     )  # fmt: skip
     if width == 1:
         dg = dg.sum(-1, keepdim=True)
@@ -591,9 +667,8 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cfg
 
 def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
     """``chunk_gla`` on the Triton kernels, differentiable through the custom ops of ``op.py``. ``g [B, T, H, Kg]``
-    (see ``log_gate``) or None, ``initial_state [N, H, K, V]`` or None. With ``cu_seqlens`` the wrapper loops over
-    the sequences on the host (one launch sequence each, on time slices of the batch of one, which stay contiguous;
-    a varlen kernel is left for later), so ``torch.compile`` breaks the graph there; without it the ops trace whole.
+    (see ``log_gate``) or None, ``initial_state [N, H, K, V]`` or None, ``cu_seqlens [N + 1]`` or None: the
+    kernels take the sequences' bounds themselves (one launch sequence for the whole batch).
 
     Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final states ``[N, H, K, V]`` in float32.
     """
@@ -601,22 +676,4 @@ def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
     g = None if g is None else g.contiguous()
     if initial_state is not None:
         initial_state = initial_state.float().contiguous()
-    if cu_seqlens is None:
-        return chunk_gla_fwd(q, k, v, g, scale, initial_state, reverse)
-    bounds = cu_seqlens.tolist()
-    shape = (1, q.shape[2], q.shape[3], v.shape[3])
-    outputs, final_states = [], []
-    for n in range(len(bounds) - 1):
-        bos, eos = bounds[n], bounds[n + 1]
-        state = None if initial_state is None else initial_state[n : n + 1]
-        if bos == eos:
-            final_states.append(q.new_zeros(shape, dtype=torch.float32) if state is None else state)
-            continue
-        span = slice(bos, eos)
-        o, state = chunk_gla_fwd(
-            q[:, span], k[:, span], v[:, span], None if g is None else g[:, span], scale, state, reverse
-        )
-        outputs.append(o)
-        final_states.append(state)
-    o = torch.cat(outputs, 1) if outputs else torch.zeros_like(v)
-    return o, torch.cat(final_states)
+    return chunk_gla_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens)
