@@ -96,8 +96,9 @@ def sampling(model: torch.nn.Module, video: torch.Tensor, context: int, generate
 
         def generate_frames():
             frame, carried = predictions[:, -1], list(states)
-            for _ in range(generate):
-                frame, carried = model.step(frame, carried)
+            with model.fixed_step_weights():
+                for _ in range(generate):
+                    frame, carried = model.step(frame, carried)
 
         rollout = measure(generate_frames, warmup, repeats)
     row = {"condition": condition, "generate": rollout}

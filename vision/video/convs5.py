@@ -13,7 +13,9 @@ outside it. A layer adds the official ``resnet`` C/D branch, dropout, the skip `
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,16 @@ from ...core.hippo import dplr_hippo
 from .initializers import he_normal
 from .predictor import VideoPredictor
 from .residual import NORM_EPS, PostNormResidual
+
+
+class StepWeights(NamedTuple):
+    """The discretised parameters as the step and the parallel form use them: ``Lambda_bar [P]`` complex64, the real
+    convolution weight of ``B_bar`` ``[2P, U, k_B, k_B]`` (real parts, then imaginary) and that of ``2 Re(C .)``
+    ``[U, 2P, k_C, k_C]``."""
+
+    lam_bar: torch.Tensor
+    input_weight: torch.Tensor
+    output_weight: torch.Tensor
 
 
 class ConvS5SSM(nn.Module):
@@ -77,6 +89,7 @@ class ConvS5SSM(nn.Module):
         c_real = he_normal(d_model * kc * kc, ssm_size, fan_in=ssm_size * kc * kc).double()
         c_tilde = (c_real.to(torch.complex128) @ eigenvectors).reshape(d_model, kc, kc, self.state_size)
         self.C = nn.Parameter(torch.view_as_real(c_tilde.permute(0, 3, 1, 2)).float().contiguous())
+        self._fixed_weights: StepWeights | None = None
 
     def eigenvalues(self) -> torch.Tensor:
         """The continuous-time ``Lambda [P]`` (complex64) in use, with ``Re(Lambda) <= -1e-4`` under ``clip_eigs``."""
@@ -90,41 +103,60 @@ class ConvS5SSM(nn.Module):
         b_bar = ((lam_bar - 1) / lam)[:, None, None, None] * torch.view_as_complex(self.B)
         return lam_bar, b_bar
 
+    def step_weights(self) -> StepWeights:
+        """``StepWeights`` from the parameters (differentiable)."""
+        with torch.autocast(self.B.device.type, enabled=False):
+            lam_bar, b_bar = self.discretize()
+            c = torch.view_as_complex(self.C)
+            return StepWeights(
+                lam_bar, torch.cat([b_bar.real, b_bar.imag]), torch.cat([2 * c.real, -2 * c.imag], dim=1)
+            )
+
+    @contextmanager
+    def fixed_step_weights(self) -> Iterator[None]:
+        """A scope in which ``step`` reuses the ``StepWeights`` derived on entry instead of deriving them every
+        frame (about a third of a sampled frame's operations); the parameters must not change inside it. Under
+        autograd the gradients still reach the parameters, through the weights' shared graph."""
+        self._fixed_weights = self.step_weights()
+        try:
+            yield
+        finally:
+            self._fixed_weights = None
+
     def forward(self, u: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``u [B, T, U, h, w] -> (y [B, T, U, h, w]`` in ``u``'s dtype, ``x_T [B, P, h, w]`` complex64), from
         ``state`` or zeros; the ``T`` frames run as one ``linear_scan``."""
         self._check_input("u", u, 5)
         batch, steps = u.shape[:2]
         self._check_state(state, batch, u.shape[-2:])
+        weights = self.step_weights()
         with torch.autocast(u.device.type, enabled=False):
-            lam_bar, b_bar = self.discretize()
-            bu = self._input_to_state(u.float().flatten(0, 1), b_bar).unflatten(0, (batch, steps))
-            a = lam_bar[:, None, None].expand_as(bu)
+            bu = self._input_to_state(u.float().flatten(0, 1), weights.input_weight).unflatten(0, (batch, steps))
+            a = weights.lam_bar[:, None, None].expand_as(bu)
             x, last = linear_scan(a, bu, initial_state=state, output_final_state=True)
-            y = self._state_to_output(x.flatten(0, 1)).unflatten(0, (batch, steps))
+            y = self._state_to_output(x.flatten(0, 1), weights.output_weight).unflatten(0, (batch, steps))
         return y.to(u.dtype), last
 
     def step(self, u_t: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame: ``u_t [B, U, h, w] -> (y_t [B, U, h, w], x_t [B, P, h, w])``, from ``state`` or zeros."""
         self._check_input("u_t", u_t, 4)
         self._check_state(state, u_t.shape[0], u_t.shape[-2:])
+        weights = self.step_weights() if self._fixed_weights is None else self._fixed_weights
         with torch.autocast(u_t.device.type, enabled=False):
-            lam_bar, b_bar = self.discretize()
-            bu = self._input_to_state(u_t.float(), b_bar)
-            x = linear_scan_step(lam_bar[:, None, None].expand_as(bu), bu, state)
-            y = self._state_to_output(x)
+            bu = self._input_to_state(u_t.float(), weights.input_weight)
+            x = linear_scan_step(weights.lam_bar[:, None, None].expand_as(bu), bu, state)
+            y = self._state_to_output(x, weights.output_weight)
         return y.to(u_t.dtype), x
 
-    def _input_to_state(self, u: torch.Tensor, b_bar: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _input_to_state(u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``B_bar * u``: real ``u [N, U, h, w]`` -> complex64 ``[N, P, h, w]``, one real conv for both parts."""
-        weight = torch.cat([b_bar.real, b_bar.imag])
         real, imag = F.conv2d(u, weight, padding=weight.shape[-1] // 2).chunk(2, dim=1)
         return torch.complex(real, imag)
 
-    def _state_to_output(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _state_to_output(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``2 Re(C * x) = 2 (Re C * Re x - Im C * Im x)``: complex ``[N, P, h, w]`` -> real ``[N, U, h, w]``."""
-        c = torch.view_as_complex(self.C)
-        weight = torch.cat([2 * c.real, -2 * c.imag], dim=1)
         return F.conv2d(torch.cat([x.real, x.imag], dim=1), weight, padding=weight.shape[-1] // 2)
 
     def _check_input(self, name: str, u: object, ndim: int) -> None:
@@ -231,3 +263,12 @@ class ConvS5Video(VideoPredictor):
             n_layers,
             lambda: ConvS5Layer(d_model, d_kernel_size, num_groups, dropout, **ssm_kwargs),
         )
+
+    @contextmanager
+    def fixed_step_weights(self) -> Iterator[None]:
+        """Every layer's ``ConvS5SSM.fixed_step_weights``: frame-by-frame generation derives the discretised
+        weights once, not once a frame and layer."""
+        with ExitStack() as stack:
+            for layer in self.layers:
+                stack.enter_context(layer.ssm.fixed_step_weights())
+            yield

@@ -8,6 +8,7 @@ which this conv already has.
 """
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -95,10 +96,16 @@ class VideoPredictor(nn.Module):
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
         predictions, states = self(context)
         frames = [predictions[:, -1]]
-        for _ in range(n_frames - 1):
-            frame, states = self.step(frames[-1], states)
-            frames.append(frame)
+        with self.fixed_step_weights():
+            for _ in range(n_frames - 1):
+                frame, states = self.step(frames[-1], states)
+                frames.append(frame)
         return torch.stack(frames, dim=1)
+
+    def fixed_step_weights(self) -> AbstractContextManager:
+        """A scope for generating frame by frame with unchanged parameters, in which layers may derive their step
+        weights once instead of every frame (``ConvS5Video``'s discretisation); nothing by default."""
+        return nullcontext()
 
     def _check_frames(self, name: str, frames: object, ndim: int) -> None:
         layout = "[B, T, C, H, W]" if ndim == 5 else "[B, C, H, W]"

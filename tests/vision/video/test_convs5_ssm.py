@@ -132,6 +132,35 @@ def test_step_mode_matches_the_parallel_scan():
     torch.testing.assert_close(x, x_last, atol=1e-6, rtol=1e-5)
 
 
+def test_fixed_step_weights_are_derived_once_and_keep_gradients(monkeypatch):
+    """Inside ``fixed_step_weights`` the steps give what they give outside it, the discretisation runs once (on
+    entry) instead of every step, and a loss over the steps still reaches every parameter with the same gradient."""
+    torch.manual_seed(3)
+    ssm = ConvS5SSM(d_model=4, ssm_size=16)
+    u = torch.randn(2, 5, 4, 6, 6)
+    calls = []
+    discretize = ssm.discretize
+    monkeypatch.setattr(ssm, "discretize", lambda: calls.append(1) or discretize())
+
+    def rollout():
+        x, outputs = None, []
+        for t in range(u.shape[1]):
+            y_t, x = ssm.step(u[:, t], x)
+            outputs.append(y_t)
+        loss = torch.stack(outputs).square().sum()
+        return loss, torch.autograd.grad(loss, list(ssm.parameters()))
+
+    loss, grads = rollout()
+    assert len(calls) == u.shape[1]
+    calls.clear()
+    with ssm.fixed_step_weights():
+        fixed_loss, fixed_grads = rollout()
+    assert len(calls) == 1 and ssm._fixed_weights is None
+    torch.testing.assert_close(fixed_loss, loss)
+    for grad, fixed_grad in zip(grads, fixed_grads, strict=True):
+        torch.testing.assert_close(fixed_grad, grad)
+
+
 def test_wrong_inputs_and_states_raise_clear_errors():
     ssm = ConvS5SSM(d_model=4, ssm_size=8)
     with pytest.raises(ValueError, match=r"U = d_model = 4, got \(2, 3, 5, 6, 6\)"):
