@@ -65,14 +65,19 @@ def load_checkpoint(path: Path, codec_path: Path | None, device: str) -> tuple[L
     return module.model, module.load_codec(), str(module.hparams.codec_path), use_phonemes
 
 
+def clip_audio(wav_dir: Path, transcript: Path, clip_id: str, sample_rate: int) -> torch.Tensor:
+    """``wav_dir/<clip_id>.wav`` as ``[T]`` at ``sample_rate``; a clear error when the transcript's clip has none."""
+    path = wav_dir / f"{clip_id}.wav"
+    if not path.is_file():
+        raise FileNotFoundError(f"clip {clip_id!r} of {transcript} has no audio at {str(path)!r}")
+    return read_wav(path, sample_rate)
+
+
 def speaker_clips(wav_dir: Path, transcript: Path, codec: MelKMeansCodec, use_phonemes: bool) -> list[dict]:
     """Every clip of the transcript as ``{"id", "text", "text_tokens" [L], "wav" [T] at 24 kHz, "codes" [q, F]}``."""
     clips = []
     for clip_id, text in read_transcript(transcript).items():
-        path = wav_dir / f"{clip_id}.wav"
-        if not path.is_file():
-            raise FileNotFoundError(f"clip {clip_id!r} of {transcript} has no audio at {str(path)!r}")
-        wav = read_wav(path, codec.sample_rate)
+        wav = clip_audio(wav_dir, transcript, clip_id, codec.sample_rate)
         tokens = text_tokens(text, use_phonemes=use_phonemes)
         clips.append({"id": clip_id, "text": text, "text_tokens": tokens, "wav": wav, "codes": codec.encode(wav)})
     return clips
@@ -252,12 +257,14 @@ def score(args: argparse.Namespace, record: dict) -> dict:
     missing = [clip_id for clip_id in record["test_clips"] if clip_id not in texts]
     if missing:
         raise ValueError(f"{args.transcript} lacks the test clips {missing} of {args.out / 'generation.json'}")
-    test = []
-    for clip_id in record["test_clips"]:
-        path = args.wav_dir / f"{clip_id}.wav"
-        if not path.is_file():
-            raise FileNotFoundError(f"clip {clip_id!r} of {args.transcript} has no audio at {str(path)!r}")
-        test.append({"id": clip_id, "text": texts[clip_id], "wav": read_wav(path, codec.sample_rate)})
+    test = [
+        {
+            "id": clip_id,
+            "text": texts[clip_id],
+            "wav": clip_audio(args.wav_dir, args.transcript, clip_id, codec.sample_rate),
+        }
+        for clip_id in record["test_clips"]
+    ]
     scorer = Scorer(codec.sample_rate)
     references = {clip["id"]: scorer.embed(clip["wav"]) for clip in test}
     heard = [scorer.asr.transcribe(clip["wav"], codec.sample_rate) for clip in test]
