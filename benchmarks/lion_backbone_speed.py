@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from .profiling import print_profile, profile_call
 from .scan import environment, median_ms, write_report
 
 OPERATORS = ["mamba", "retnet", "rwkv6", "mlstm", "gla"]
@@ -147,46 +148,15 @@ def measure(model: torch.nn.Module, batch: dict, dtype: torch.dtype) -> dict:
     return row
 
 
-def profile_forward(model: torch.nn.Module, batch: dict, dtype: torch.dtype, top: int = 12) -> dict:
-    """One eval forward under torch's profiler: the CUDA kernels launched and their total time, against the
-    forward's wall time, and the ``top`` kernels and host-side ops by time (where the forward's time goes)."""
-    from torch.profiler import ProfilerActivity, profile
-
+def profile_forward(model: torch.nn.Module, batch: dict, dtype: torch.dtype) -> dict:
+    """One eval forward under torch's profiler (``profiling.profile_call``): where the forward's time goes."""
     model.eval()
-    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
-        model(dict(batch))
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
-            start = time.perf_counter()
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
             model(dict(batch))
-            torch.cuda.synchronize()
-            wall_ms = (time.perf_counter() - start) * 1e3
-    events = profiler.key_averages()
-    kernels = [event for event in events if event.device_time_total > 0 and event.device_type.name == "CUDA"]
-    host = sorted(events, key=lambda event: -event.self_cpu_time_total)[:top]
-    return {
-        "wall_ms": wall_ms,
-        "kernel_launches": sum(event.count for event in kernels),
-        "kernel_ms": sum(event.device_time_total for event in kernels) / 1e3,
-        "top_kernels": [
-            {"kernel": event.key[:120], "ms": event.device_time_total / 1e3, "calls": event.count}
-            for event in sorted(kernels, key=lambda event: -event.device_time_total)[:top]
-        ],
-        "top_host_ops": [
-            {"op": event.key[:120], "self_ms": event.self_cpu_time_total / 1e3, "calls": event.count} for event in host
-        ],
-    }
 
-
-def print_profile(profile: dict) -> None:
-    print(
-        f"  profile: {profile['wall_ms']:.1f} ms wall, {profile['kernel_launches']} kernels taking "
-        f"{profile['kernel_ms']:.1f} ms on the GPU"
-    )
-    for row in profile["top_kernels"]:
-        print(f"  {row['ms']:9.2f} ms x{row['calls']:<5d} {row['kernel'][:90]}")
-    for row in profile["top_host_ops"]:
-        print(f"  host {row['self_ms']:9.2f} ms x{row['calls']:<5d} {row['op'][:85]}")
+    return profile_call(forward)
 
 
 def cases(args: argparse.Namespace) -> list[tuple[str, str, int | None]]:

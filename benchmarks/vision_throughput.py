@@ -3,10 +3,12 @@
 Every model runs in one process on one GPU, in eval mode under ``torch.no_grad``, eager (no ``torch.compile``), at
 224 px with batch 128 and at 1024 px with batch 8 (where Vim claims its advantage over DeiT), in float32 and in
 bfloat16 (``torch.autocast``; Vim keeps its float32 residual stream as the paper's model does). Each time is the
-median of CUDA-event-timed runs after warm-up. Fixed-size models (Vim, DeiT: learned position embeddings) are
-built for each resolution. Float32 matmuls run without TF32 unless ``--tf32``.
+median of CUDA-event-timed runs after warm-up; ``--profile`` adds each row's top kernels and host ops. Fixed-size
+models (Vim, DeiT: learned position embeddings) are built for each resolution.
+Float32 matmuls run without TF32 unless ``--tf32``.
 
     lrnn bench vision_throughput
+    lrnn bench vision_throughput --settings 1024 --dtypes bf16 --models vim_tiny_patch16_224 --profile
 """
 
 import argparse
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .profiling import print_profile, profile_call
 from .scan import environment, median_ms, write_report
 
 MODELS = ["vim_tiny_patch16_224", "vim_small_patch16_224", "vmamba_tiny_s1l8", "deit_tiny_patch16_224", "mambaout_tiny"]
@@ -23,8 +26,9 @@ FIXED_SIZE = ("vim_", "deit_")  # models built for one image size
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def images_per_second(name: str, side: int, batch: int, dtype: torch.dtype, device: torch.device) -> float:
-    """Forward-pass throughput of ``timm.create_model(name)`` on ``[batch, 3, side, side]`` random images."""
+def measure(name: str, side: int, batch: int, dtype: torch.dtype, device: torch.device, profile: bool) -> dict:
+    """Forward-pass throughput (``images_per_s``) of ``timm.create_model(name)`` on ``[batch, 3, side, side]``
+    random images, and with ``profile`` where one forward's GPU time goes (``profiling.profile_call``)."""
     import timm
 
     kwargs = dict(img_size=side) if name.startswith(FIXED_SIZE) else {}
@@ -35,7 +39,10 @@ def images_per_second(name: str, side: int, batch: int, dtype: torch.dtype, devi
         with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
             return model(images)
 
-    return batch / (median_ms(forward) * 1e-3)
+    row = {"images_per_s": batch / (median_ms(forward) * 1e-3)}
+    if profile:
+        row["profile"] = profile_call(forward)
+    return row
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -44,6 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     parser.add_argument("--tf32", action="store_true", help="let float32 matmuls and convs use TF32")
+    parser.add_argument("--profile", action="store_true", help="also profile one forward of each row")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -68,13 +76,15 @@ def main(argv: list[str] | None = None) -> dict:
             for dtype_name in args.dtypes:
                 row = {"model": name, "image_size": side, "batch": batch, "dtype": dtype_name}
                 try:
-                    row["images_per_s"] = images_per_second(name, side, batch, DTYPES[dtype_name], device)
+                    row.update(measure(name, side, batch, DTYPES[dtype_name], device, args.profile))
                     shown = f"{row['images_per_s']:10.1f}"
                 except torch.OutOfMemoryError:
                     row["error"] = shown = "out of memory"
                 torch.cuda.empty_cache()
                 report["results"].append(row)
                 print(f"{name:>24} {side:>5} {batch:>5} {dtype_name:>5} {shown:>10}")
+                if "profile" in row:
+                    print_profile(row["profile"])
     write_report(report, "vision_throughput", args.out)
     return report
 
