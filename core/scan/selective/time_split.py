@@ -7,7 +7,7 @@ thousands of dependent steps. Without gradients the scan splits in time:
 1. ``[B, T, D]`` is viewed as ``[B S, L, D]``, ``T`` padded to ``S L`` with steps that leave the state alone
    (``dt = 0`` after bias and softplus, ``u = 0``), and every piece is scanned from a zero state: ``F_s``.
 2. The states entering the pieces follow from ``H_{s+1} = exp(A Σ_{t in s} dt_t) H_s + F_s`` (in processing
-   order), ``H_0`` the initial state: ``S`` small elementwise steps.
+   order), ``H_0`` the initial state: one ``linear_scan`` over the ``S`` pieces.
 3. Every piece is scanned again from ``H_s``; its outputs are the scan's, and the last piece's final state the
    scan's final state.
 
@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from ..linear import linear_scan
 from .discretize import effective_dt
 from .op import selective_scan_fwd
 
@@ -66,12 +67,9 @@ def selective_scan_time_split(
     step_sums = step_sums.view(batch, pieces, -1, channels)
     decays = torch.exp(step_sums.sum(2)[..., None] * A.float())  # [B, S, D, N]
     local_final = local_final.view(batch, pieces, channels, -1)
-    order = range(pieces - 1, -1, -1) if reverse else range(pieces)
-    state = torch.zeros_like(local_final[:, 0]) if initial_state is None else initial_state
-    entering = torch.empty_like(local_final)
-    for s in order:
-        entering[:, s] = state
-        state = decays[:, s] * state + local_final[:, s]
+    leaving, state = linear_scan(decays, local_final, initial_state, output_final_state=True, reverse=reverse)
+    first = torch.zeros_like(local_final[:, :1]) if initial_state is None else initial_state[:, None]
+    entering = torch.cat([leaving[:, 1:], first], 1) if reverse else torch.cat([first, leaving[:, :-1]], 1)
     y, _, _ = selective_scan_fwd(
         u_s, dt_split, A, B_s, C_s, D, z_s, dt_bias, dt_softplus, entering.view(batch * pieces, channels, -1),
         reverse, False,
