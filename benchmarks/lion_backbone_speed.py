@@ -25,15 +25,22 @@ adapter to return autocast's dtype. Only spconv's training path follows autocast
 adapter convolves in float32 (``lrnn.pointcloud.sparse_conv``; spconv-triton failed to compile SECOND's float16
 features against float32 weights there). A row that fails records its error and the run goes on; the report is written
 after every row, and ``--resume REPORT`` measures only the rows that REPORT lacks (measured or out of memory).
+Each row records its scan faces (``scan_backend``: ``LRNN_SCAN_BACKEND`` or ``default``, where ``chunk_gla`` runs its
+chunked PyTorch face; ``LRNN_SCAN_BACKEND=triton`` puts it on the Triton kernels), so one report can hold both.
+``--spconv-configs N`` lets spconv-triton autotune over its first N candidate tiles only (a fresh machine spends
+over ten minutes autotuning SECOND's layers in full; ``lrnn.pointcloud.sparse_conv``); rows record the setting.
 
     lrnn bench lion_backbone_speed
     lrnn bench lion_backbone_speed --operators mamba --dims 64 --voxels 50000 --dtypes fp16 --no-second
+    LRNN_SCAN_BACKEND=triton lrnn bench lion_backbone_speed --operators rwkv6 --no-second --resume REPORT
 """
 
 import argparse
+import contextlib
 import importlib.resources
 import json
 import math
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -187,21 +194,34 @@ def resumed_rows(path: Path, report: dict) -> list[dict]:
     return [row for row in previous["results"] if row.get("error", "out of memory") == "out of memory"]
 
 
+def scan_backend_name() -> str:
+    """The scan faces this run uses: ``LRNN_SCAN_BACKEND`` (``triton`` also puts ``chunk_gla`` on its Triton
+    kernels, which are opt-in) or ``default``."""
+    return os.environ.get("LRNN_SCAN_BACKEND") or "default"
+
+
+def row_key(row: dict) -> tuple:
+    """What a row measured; rows of reports from before the backend was recorded ran the default faces."""
+    return row["backbone"], row["operator"], row["dim"], row["dtype"], row.get("scan_backend", "default")
+
+
 def print_row(row: dict) -> None:
     shown = row.get("error") or (
         f"{row['fwd_ms']:9.2f} {row['fwd_bwd_ms']:9.2f} {row['fwd_peak_mib']:9.0f} {row['fwd_bwd_peak_mib']:9.0f} "
         f"{row['output_voxels']:8d} {row['wall_s']:6.0f}"
     )
-    print(f"{row['backbone']:>6} {row['operator']:>7} {row['dim'] or '-':>4} {row['dtype']:>5} {shown}", flush=True)
+    case = f"{row['backbone']:>6} {row['operator']:>7} {row['dim'] or '-':>4} {row['dtype']:>5}"
+    print(f"{case} {row.get('scan_backend', 'default'):>8} {shown}", flush=True)
 
 
 def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save: Callable[[], Path]) -> bool:
     """Measure every case and dtype not in ``report["results"]`` yet, appending rows and calling ``save()`` after
     each (a run killed later keeps them); True if a row failed other than by running out of memory."""
-    done = {(row["backbone"], row["operator"], row["dim"], row["dtype"]) for row in report["results"]}
+    scan = scan_backend_name()
+    done = {row_key(row) for row in report["results"]}
     failed = False
     for backbone, operator, dim in cases(args):
-        dtypes = [name for name in args.dtypes if (backbone, operator, dim, name) not in done]
+        dtypes = [name for name in args.dtypes if (backbone, operator, dim, name, scan) not in done]
         if not dtypes:
             continue
         model, channels = build(backbone, operator, dim, args.checkpoint, coords.device)
@@ -210,7 +230,8 @@ def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save:
         batch = {"voxel_features": features, "voxel_coords": coords, "batch_size": 1}
         params = sum(p.numel() for p in model.parameters())
         for dtype_name in dtypes:
-            row = {"backbone": backbone, "operator": operator, "dim": dim, "dtype": dtype_name, "params": params}
+            row = {"backbone": backbone, "operator": operator, "dim": dim, "dtype": dtype_name, "scan_backend": scan}
+            row.update(params=params, spconv_configs=args.spconv_configs or "all")
             start = time.perf_counter()
             try:
                 row.update(measure(model, batch, DTYPES[dtype_name]))
@@ -246,6 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tf32", action="store_true", help="let float32 matmuls use TF32")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene and the features")
     parser.add_argument("--profile", action="store_true", help="also profile one forward of each measured row")
+    parser.add_argument(
+        "--spconv-configs", type=int, default=None, help="autotune spconv-triton over its first N tiles (default all)"
+    )
     parser.add_argument("--resume", type=Path, default=None, help="a report of this benchmark: keep its rows")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -255,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
             "run it through benchmarks/gpu_run.sh on the GPU machine)"
         )
     import spconv_triton
+    from lrnn.pointcloud.sparse_conv import spconv_triton_autotune_limit
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     device = torch.device("cuda")
@@ -275,8 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
     coords = waymo_like_voxels(args.voxels, args.seed).to(device)
     print(f"{report['gpu']}: {args.voxels} voxels on a {GRID[0]} x {GRID[1]} x {GRID[2]} grid")
     print(
-        f"{'model':>6} {'op':>7} {'dim':>4} {'dtype':>5} {'fwd ms':>9} {'f+b ms':>9} {'fwd MiB':>9} {'f+b MiB':>9} "
-        f"{'out vox':>8} {'wall s':>6}"
+        f"{'model':>6} {'op':>7} {'dim':>4} {'dtype':>5} {'scan':>8} {'fwd ms':>9} {'f+b ms':>9} {'fwd MiB':>9} "
+        f"{'f+b MiB':>9} {'out vox':>8} {'wall s':>6}"
     )
 
     def save() -> Path:
@@ -284,7 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     failed = False
     try:
-        failed = run_rows(args, coords, report, save)
+        with spconv_triton_autotune_limit(args.spconv_configs) if args.spconv_configs else contextlib.nullcontext():
+            failed = run_rows(args, coords, report, save)
     except KeyboardInterrupt:
         report["interrupted"] = True
         print("interrupted: the rows measured so far are kept (finish them with --resume)")

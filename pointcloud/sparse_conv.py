@@ -18,9 +18,20 @@ weights' (seen on the H100 with spconv-triton: a compile error for float16 featu
 soon as a BatchNorm passes a float16 convolution output on, as in SECOND). There the convolutions below run outside
 autocast on features in the weights' dtype. Either way their outputs come back in the autocast dtype.
 
+spconv-triton autotunes each of its kernels for every new (kernel volume, channel counts, dtypes) key: over 30
+candidate tiles compiled and timed, a minute or more a key on a fresh machine, so a network with many distinct
+layers (SECOND: some 25 keys) spends many minutes in its first forward and backward. Triton keeps the winners on
+disk (``TRITON_CACHE_DIR``), so it happens once per machine; ``spconv_triton_autotune_limit`` cuts the candidates
+where the first run's time matters more than the last few percent (tests: the tiles change the order of the sums,
+not the results).
+
 Tensors: ``SparseConvTensor(features [N, C], indices [N, 4] int32 (batch, z, y, x), spatial_shape [Z, Y, X],
 batch_size)``; conv weights are ``[C_out, k_z, k_y, k_x, C_in]``.
 """
+
+import contextlib
+import importlib
+from collections.abc import Iterator
 
 import torch
 
@@ -97,3 +108,30 @@ def to_dense(x: SparseConvTensor) -> torch.Tensor:
     grid = x.features.new_zeros(x.batch_size, *x.spatial_shape, x.features.shape[1])
     grid = grid.index_put(tuple(x.indices.long().unbind(1)), x.features)
     return grid.permute(0, 4, 1, 2, 3)
+
+
+@contextlib.contextmanager
+def spconv_triton_autotune_limit(max_configs: int) -> Iterator[int]:
+    """Within the block, every autotuned kernel of spconv-triton tries only its first ``max_configs`` candidate
+    tiles (module docstring); yields how many kernels were limited, and restores the full lists on exit. A no-op
+    (yielding 0) without spconv-triton, as on the CPU backend."""
+    from triton.runtime.autotuner import Autotuner
+
+    if max_configs < 1:
+        raise ValueError(f"max_configs must be at least 1, got {max_configs}")
+    try:
+        modules = [
+            importlib.import_module(f"spconv_triton.pytorch._impl.{name}") for name in ("gemm", "pair_kernels", "pool")
+        ]
+    except ImportError:
+        yield 0
+        return
+    tuners = {id(t): t for module in modules for t in vars(module).values() if isinstance(t, Autotuner)}.values()
+    saved = [(tuner, tuner.configs) for tuner in tuners]
+    for tuner, configs in saved:
+        tuner.configs = configs[:max_configs]
+    try:
+        yield len(saved)
+    finally:
+        for tuner, configs in saved:
+            tuner.configs = configs

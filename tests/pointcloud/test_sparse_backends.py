@@ -8,6 +8,10 @@
   spconv-triton on CUDA; LION's and SECOND's checkpoints give the same encoded voxels on CUDA and, in a subprocess
   that hides the GPU so that ``lrnn.pointcloud.sparse_conv`` picks spconv, on the CPU.
 
+The GPU tests let spconv-triton try only its first candidate tile per kernel (``spconv_triton_autotune_limit``): the
+tiles change the order of the sums, not the results, and the full autotune of these layers' many channel counts
+outlasts a GPU test run on a fresh machine.
+
 ``lrnn.pointcloud`` is imported inside the tests: on a GPU machine without spconv-triton it cannot import.
 """
 
@@ -43,6 +47,29 @@ def random_voxel_batch(counts: list[int], grid: tuple[int, int, int], channels: 
     x, y, z = grid
     coords, features = random_voxels(counts, (z, y, x), channels, seed)
     return {"voxel_features": features, "voxel_coords": coords, "batch_size": len(counts)}
+
+
+@pytest.fixture
+def one_autotune_candidate():
+    """spconv-triton's autotuned kernels limited to their first candidate tile during the test (module docstring)."""
+    from lrnn.pointcloud.sparse_conv import spconv_triton_autotune_limit
+
+    with spconv_triton_autotune_limit(1):
+        yield
+
+
+def test_autotune_limit_cuts_the_candidates_and_restores_them():
+    backend("spconv_triton.pytorch")
+    from lrnn.pointcloud.sparse_conv import spconv_triton_autotune_limit
+    from spconv_triton.pytorch._impl import gemm
+
+    full = list(gemm._gather_gemm_kernel.configs)
+    assert len(full) > 2
+    with spconv_triton_autotune_limit(2) as limited:
+        assert limited >= 2 and gemm._gather_gemm_kernel.configs == full[:2]
+    assert gemm._gather_gemm_kernel.configs == full
+    with pytest.raises(ValueError, match="at least 1"), spconv_triton_autotune_limit(0):
+        pass
 
 
 def row_order(indices: torch.Tensor) -> torch.Tensor:
@@ -99,6 +126,7 @@ def test_lion_checkpoint_holds_cpu_tensors_in_the_shared_layout_and_round_trips(
 
 
 @pytest.mark.gpu
+@pytest.mark.usefixtures("one_autotune_candidate")
 def test_sparse_conv_layers_agree_between_spconv_on_cpu_and_spconv_triton_on_cuda():
     cuda_lib, cpu_lib = backend("spconv_triton.pytorch"), backend("spconv.pytorch")
 
@@ -138,6 +166,7 @@ def test_sparse_conv_layers_agree_between_spconv_on_cpu_and_spconv_triton_on_cud
 
 
 @pytest.mark.gpu
+@pytest.mark.usefixtures("one_autotune_candidate")
 @pytest.mark.parametrize("name", ["lion", "second"])
 def test_backbone_checkpoint_gives_the_same_outputs_on_both_backends(name, tmp_path):
     backend("spconv_triton.pytorch")
