@@ -134,17 +134,25 @@ def selective_scan_kernels() -> list[KernelSpec]:
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
-    pointers = {name: "*fp32" for name in ("a_ptr", "d_ptr", "bias_ptr", "ht_ptr", "hs_ptr", "da_ptr", "db_ptr",
-                                          "dc_ptr", "dd_ptr", "dbias_ptr", "dh0_ptr", "scratch_ptr")}  # fmt: skip
+    pointers = {name: "*fp32" for name in ("a_ptr", "d_ptr", "bias_ptr", "h0_ptr", "ht_ptr", "hs_ptr", "dt_sum_ptr",
+                                          "da_ptr", "db_ptr", "dc_ptr", "dd_ptr", "dbias_ptr", "dh0_ptr",
+                                          "scratch_ptr")}  # fmt: skip
+    readout = {"WRITE_Y": True, "SUM_DT": False, "dt_sum_ptr": None}
+    no_start = {"HAS_H0": False, "h0_ptr": None}
+    pieces = {"SAVE_STATES": False, "hs_ptr": None}
     kernels = []
-    for direction, kernel, extra in (
-        ("fwd", face._selective_fwd_kernel, {"h0_ptr": None, "HAS_H0": False, "SAVE_STATES": True}),
-        ("bwd", face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
-    ):
+    for name, direction, kernel, extra in (
+        ("fwd", "fwd", face._selective_fwd_kernel, {**readout, **no_start, "SAVE_STATES": True}),
+        ("fwd pieces, first pass", "fwd", face._selective_fwd_kernel,
+         {**no_start, **pieces, "WRITE_Y": False, "y_ptr": None, "SUM_DT": True, "HAS_D": False, "d_ptr": None,
+          "HAS_Z": False, "z_ptr": None}),
+        ("fwd pieces, second pass", "fwd", face._selective_fwd_kernel, {**readout, **pieces, "HAS_H0": True}),
+        ("bwd", "bwd", face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+    ):  # fmt: skip
         config = face.launch_config(768, 1, 16, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
         kernels.append(
-            KernelSpec(f"selective {direction} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"])
+            KernelSpec(f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"])
         )
     return kernels
 

@@ -250,19 +250,50 @@ def test_inference_dispatch_cuts_long_narrow_scans(monkeypatch, device):
     assert time_split.pieces_for(batch=1, channels=4, steps=40, block_channels=4) == 5
     assert time_split.pieces_for(batch=64, channels=4096, steps=4096, block_channels=32) == 1
     calls = []
-    monkeypatch.setattr(time_split, "selective_scan_fwd", lambda *a: calls.append(a[0].shape) or _fused_fwd(*a))
+    monkeypatch.setattr(time_split, "selective_scan_pieces_fwd", lambda *a: calls.append(a[-2]) or _pieces_fwd(*a))
     inputs = make_inputs(1, 40, 4, 1, 4, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=9)
     on_dev = {k: None if v is None else v.to(device) for k, v in inputs.items()}
     with torch.no_grad():
         y, final = selective_scan(**on_dev, dt_softplus=True, output_final_state=True)
-    assert calls == [torch.Size([5, 8, 4])] * 2  # both passes ran on 5 pieces of 8 steps
+    assert calls == [8, 8]  # both passes ran on pieces of 8 steps
     y_ref, final_ref = selective_scan_reference(
         **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
     )
     assert relative_error(y, y_ref) < 5e-5 and relative_error(final, final_ref) < 5e-5
 
 
-def _fused_fwd(*args):
-    from lrnn.core.scan.selective.op import selective_scan_fwd
+def _pieces_fwd(*args):
+    from lrnn.core.scan.selective.op import selective_scan_pieces_fwd
 
-    return selective_scan_fwd(*args)
+    return selective_scan_pieces_fwd(*args)
+
+
+@pytest.mark.parametrize("first_pass", [True, False])
+def test_pieces_pass_per_piece_states_and_dt_sums(device, first_pass):
+    """One pass of the time split over 3 pieces (7, 7 and 6 steps) equals the single scan of each piece from its
+    own initial state: the states after each piece, the pieces' summed ``dt`` (first pass) or the outputs
+    (second pass); the custom op passes ``opcheck``."""
+    from lrnn.core.scan.selective.op import selective_scan_pieces_fwd
+
+    inputs = make_inputs(2, 20, 6, 2, 4, skip=True, gate=True, bias=True, with_h0=False, dtype=torch.float32, seed=5)
+    u, dt, A, B, C, D, z, dt_bias, _ = (None if inputs[k] is None else inputs[k].to(device) for k in NAMES)
+    starts = torch.randn(2 * 3, 6, 4, generator=torch.Generator().manual_seed(6)).to(device)
+    args = (u, dt, A, B, C, D, z, dt_bias, True, starts, True, 7, first_pass)
+    torch.library.opcheck(selective_scan_pieces_fwd, args)
+    y, states, dt_sums = selective_scan_pieces_fwd(*args)
+    for piece, (lo, hi) in enumerate([(0, 7), (7, 14), (14, 20)]):
+        for b in range(2):
+            part = {k: None if v is None else v.double() for k, v in inputs.items()}
+            for k in ("u", "dt", "B", "C", "z"):
+                part[k] = part[k][b : b + 1, lo:hi]
+            part["initial_state"] = starts[b * 3 + piece : b * 3 + piece + 1].double().cpu()
+            if first_pass:
+                part["D"] = part["z"] = None
+            y_ref, state_ref = selective_scan_reference(**part, dt_softplus=True, output_final_state=True, reverse=True)
+            assert relative_error(states[b * 3 + piece : b * 3 + piece + 1], state_ref) < 1e-5
+            if first_pass:
+                dt_ref = torch.nn.functional.softplus(part["dt"] + part["dt_bias"]).sum(1)
+                assert relative_error(dt_sums[b * 3 + piece], dt_ref[0]) < 1e-5
+            else:
+                assert relative_error(y[b : b + 1, lo:hi], y_ref) < 1e-5
+    assert (y.numel() == 0) == first_pass and (dt_sums.numel() == 0) != first_pass

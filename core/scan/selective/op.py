@@ -59,6 +59,45 @@ def _selective_scan_fwd_fake(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial
     return torch.empty_like(u), final_state, checkpoints
 
 
+@torch.library.custom_op("lrnn::selective_scan_pieces_fwd", mutates_args=())
+def selective_scan_pieces_fwd(
+    u: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    dt_bias: torch.Tensor | None,
+    dt_softplus: bool,
+    initial_states: torch.Tensor | None,
+    reverse: bool,
+    piece_len: int,
+    first_pass: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass of the time split (``time_split.py``) over ``S = ceil(T / piece_len)`` pieces a sequence: ``y``
+    (empty in the first pass), the states after each piece ``[B S, D, N]`` and the pieces' ``dt`` sums
+    ``[B S, D]`` (empty in the second pass), both float32. Inference only: no autograd."""
+    from .triton import selective_scan_triton_pieces
+
+    y, final_states, dt_sums = selective_scan_triton_pieces(
+        u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_states, reverse, piece_len, first_pass
+    )
+    return (_absent(u) if y is None else y), final_states, (_absent(final_states) if dt_sums is None else dt_sums)
+
+
+@selective_scan_pieces_fwd.register_fake
+def _selective_scan_pieces_fwd_fake(
+    u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_states, reverse, piece_len, first_pass
+):
+    batch, steps, channels = u.shape
+    pieces = (steps + piece_len - 1) // piece_len
+    final_states = u.new_empty((batch * pieces, channels, A.shape[1]), dtype=torch.float32)
+    if first_pass:
+        return _absent(u), final_states, u.new_empty((batch * pieces, channels), dtype=torch.float32)
+    return torch.empty_like(u), final_states, _absent(final_states)
+
+
 @torch.library.custom_op("lrnn::selective_scan_bwd", mutates_args=())
 def selective_scan_bwd(
     u: torch.Tensor,

@@ -76,48 +76,57 @@ def _step_inputs(dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d,
 
 
 @triton.jit
-def _row(pid_b, i, T, REVERSE: tl.constexpr):
-    """The flat ``[B * T]`` row of processing step ``i`` of sequence ``pid_b``."""
+def _row(start, count, i, REVERSE: tl.constexpr):
+    """The flat ``[B * T]`` row of processing step ``i`` of the ``count`` rows from ``start`` (walked backwards
+    when ``REVERSE``)."""
     if REVERSE:
-        t = T - 1 - i
-    else:
-        t = i
-    return pid_b * T + t
+        return start + count - 1 - i
+    return start + i
 
 
-@triton.jit(do_not_specialize=["T"])
+@triton.jit(do_not_specialize=["T", "L"])
 def _selective_fwd_kernel(
-    u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, bias_ptr, h0_ptr, y_ptr, ht_ptr, hs_ptr,
-    T, D, G, N,
+    u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, bias_ptr, h0_ptr, y_ptr, ht_ptr, hs_ptr, dt_sum_ptr,
+    T, L, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr,
-    REVERSE: tl.constexpr,
+    REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SUM_DT: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
-    pid_b = tl.program_id(1).to(tl.int64)
-    offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
+    n_pieces = tl.cdiv(T, L)  # one piece of L = T steps unless split in time
+    first = (tl.program_id(1) % n_pieces) * L  # int32 like T, so the loop counter stays 32-bit
+    count = tl.minimum(L, T - first)
+    piece = tl.program_id(1).to(tl.int64)  # sequence * n_pieces + piece
+    pid_b = piece // n_pieces
+    offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, piece, D, G, N, BD, BN)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
     h = tl.zeros([BD, BN], dtype=tl.float32)
     if HAS_H0:
         h = tl.load(h0_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
-    checkpoint = pid_b * tl.cdiv(T, BT) * D * N + (state - pid_b * D * N)  # offsets of tile 0's checkpoint
-    for i in range(0, T):
+    checkpoint = piece * tl.cdiv(T, BT) * D * N + (state - piece * D * N)  # tile 0's (saved with one piece only)
+    dt_sum = tl.zeros([BD], dtype=tl.float32)
+    for i in range(0, count):
         if SAVE_STATES:
             if i % BT == 0:
                 tl.store(hs_ptr + checkpoint + (i // BT) * D * N, h, mask=mask_dn)
-        row = _row(pid_b, i, T, REVERSE)
+        row = _row(pid_b * T + first, count, i, REVERSE)
         step, _, u, b, c = _step_inputs(
             dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, HAS_BIAS, SOFTPLUS
         )
         h = tl.exp2(step[:, None] * A) * h + (step * u)[:, None] * b[None, :]
-        y = tl.sum(h * c[None, :], axis=1) + skip * u
-        if HAS_Z:
-            z = tl.load(z_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-            y = y * z * tl.sigmoid(z)
-        tl.store(y_ptr + row * D + offs_d, y.to(y_ptr.dtype.element_ty), mask=mask_d)
+        if SUM_DT:
+            dt_sum += step
+        if WRITE_Y:
+            y = tl.sum(h * c[None, :], axis=1) + skip * u
+            if HAS_Z:
+                z = tl.load(z_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+                y = y * z * tl.sigmoid(z)
+            tl.store(y_ptr + row * D + offs_d, y.to(y_ptr.dtype.element_ty), mask=mask_d)
     tl.store(ht_ptr + state, h, mask=mask_dn)
+    if SUM_DT:
+        tl.store(dt_sum_ptr + piece * D + offs_d, dt_sum, mask=mask_d)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -153,7 +162,7 @@ def _selective_bwd_kernel(
         for j in range(0, BT):  # replay the tile into the scratch rows
             i = k * BT + j
             valid = i < T
-            row = _row(pid_b, i, T, REVERSE)
+            row = _row(pid_b * T, T, i, REVERSE)
             step, _, u, b, _ = _step_inputs(
                 dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d & valid,
                 mask_n & valid, HAS_BIAS, SOFTPLUS,
@@ -167,7 +176,7 @@ def _selective_bwd_kernel(
             i = k * BT + j
             valid = i < T
             m_d, m_n = mask_d & valid, mask_n & valid
-            row = _row(pid_b, i, T, REVERSE)
+            row = _row(pid_b * T, T, i, REVERSE)
             step, raw, u, b, c = _step_inputs(
                 dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, m_d, m_n, HAS_BIAS, SOFTPLUS
             )
@@ -233,19 +242,54 @@ def selective_scan_triton_fwd(
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
     cfg = config or launch_config(channels, groups, state_size)
-    n_tiles = triton.cdiv(steps, cfg["BT"])
     y = torch.empty_like(u)
-    final_state = torch.empty(batch, channels, state_size, device=u.device, dtype=torch.float32)
-    checkpoints = (
-        torch.empty(batch, n_tiles, channels, state_size, device=u.device, dtype=torch.float32) if save_states else None
-    )
-    _selective_fwd_kernel[(triton.cdiv(channels, cfg["BD"]), batch)](
-        u, dt, A, B, C, D, z, dt_bias, initial_state, y, final_state, checkpoints,
-        steps, channels, groups, state_size, **cfg,
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse,
+    final_state = u.new_empty((batch, channels, state_size), dtype=torch.float32)
+    checkpoints = None
+    if save_states:
+        checkpoints = u.new_empty((batch, triton.cdiv(steps, cfg["BT"]), channels, state_size), dtype=torch.float32)
+    _launch_fwd(
+        (u, dt, A, B, C, D, z, dt_bias, initial_state, y, final_state, checkpoints, None), steps, dt_softplus,
+        reverse, cfg, SAVE_STATES=save_states, WRITE_Y=True, SUM_DT=False,
     )  # fmt: skip
     return y, final_state, checkpoints
+
+
+def selective_scan_triton_pieces(
+    u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_states, reverse, piece_len, first_pass
+):
+    """The forward over ``S = ceil(T / piece_len)`` time pieces of every sequence side by side, each from its own
+    state (``time_split.py``). ``initial_states [B S, D, N]`` float32 or None (zeros). The ``first_pass`` writes no
+    ``y`` and sums each piece's ``dt`` (after bias and softplus), ignoring ``D`` and ``z``; the second writes
+    ``y``. Returns ``y`` (None in the first pass), the states after each piece ``[B S, D, N]`` float32 and the
+    ``dt`` sums ``[B S, D]`` float32 (None in the second pass)."""
+    batch, steps, channels = u.shape
+    groups, state_size = B.shape[2:]
+    pieces = triton.cdiv(steps, piece_len)
+    y = None if first_pass else torch.empty_like(u)
+    final_states = u.new_empty((batch * pieces, channels, state_size), dtype=torch.float32)
+    dt_sums = u.new_empty((batch * pieces, channels), dtype=torch.float32) if first_pass else None
+    if first_pass:
+        D = z = None
+    _launch_fwd(
+        (u, dt, A, B, C, D, z, dt_bias, initial_states, y, final_states, None, dt_sums), piece_len, dt_softplus,
+        reverse, launch_config(channels, groups, state_size), SAVE_STATES=False, WRITE_Y=not first_pass,
+        SUM_DT=first_pass,
+    )  # fmt: skip
+    return y, final_states, dt_sums
+
+
+def _launch_fwd(tensors, piece_len, dt_softplus, reverse, cfg, **flags):
+    """``_selective_fwd_kernel`` over ``tensors`` (its pointer arguments, None where absent): one program per
+    block of channels and time piece of ``piece_len`` steps of each sequence."""
+    u, _, _, B, _, D, z, dt_bias, initial_state, *_ = tensors
+    batch, steps, channels = u.shape
+    groups, state_size = B.shape[2:]
+    grid = (triton.cdiv(channels, cfg["BD"]), batch * triton.cdiv(steps, piece_len))
+    _selective_fwd_kernel[grid](
+        *tensors, steps, piece_len, channels, groups, state_size, **cfg,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+        HAS_H0=initial_state is not None, REVERSE=reverse, **flags,
+    )  # fmt: skip
 
 
 def selective_scan_triton_bwd(
