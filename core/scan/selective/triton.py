@@ -1,7 +1,8 @@
 """The Triton face of ``selective_scan``: the state ``[BD, N]`` stays in registers, never in memory.
 
-Each program owns ``BD`` channels of one sequence (all in one group of ``B``/``C``) and walks time one step per
-loop iteration: it loads the step's ``dt, u, z`` (``[BD]``) and ``B_t, C_t`` (``[N]``), updates
+Each program owns ``BD`` channels of one sequence (all in one group of ``B``/``C``), or of one time piece of it
+when inference is split in time (``time_split.py``: pieces of ``L`` steps, each from its own state), and walks
+time one step per loop iteration: it loads the step's ``dt, u, z`` (``[BD]``) and ``B_t, C_t`` (``[N]``), updates
 ``h = exp(dt A) h + dt B_t u`` and writes ``y = C_t · h + D u`` (times ``silu(z)``). Time never crosses threads,
 so nothing is exchanged between lanes but the sum over ``N`` of the readout. When a backward will follow, the
 state entering every tile of ``BT`` steps (in processing order) is written as a checkpoint
