@@ -42,9 +42,9 @@ def _time_step(dt_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.co
 
 
 @triton.jit
-def _load_channels(ptr, offs_d, mask_d, PRESENT: tl.constexpr, BD: tl.constexpr):
-    """A per-channel ``[BD]`` parameter in float32, zeros when not ``PRESENT``."""
-    values = tl.zeros([BD], dtype=tl.float32)
+def _load_channels(ptr, offs_d, mask_d, PRESENT: tl.constexpr):
+    """A per-channel parameter at ``offs_d`` (``[BD]`` or ``[BD, 1]``) in float32, zeros when not ``PRESENT``."""
+    values = tl.zeros(offs_d.shape, dtype=tl.float32)
     if PRESENT:
         values = tl.load(ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     return values
@@ -101,33 +101,35 @@ def _selective_fwd_kernel(
     pid_b = piece // n_pieces
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, piece, D, G, N, BD, BN)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
-    skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
-    bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
+    channel, in_channel = offs_d[:, None], mask_d[:, None]
+    skip = _load_channels(d_ptr, channel, in_channel, HAS_D)
+    bias = _load_channels(bias_ptr, channel, in_channel, HAS_BIAS)
     h = tl.zeros([BD, BN], dtype=tl.float32)
     if HAS_H0:
         h = tl.load(h0_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
     checkpoint = piece * tl.cdiv(T, BT) * D * N + (state - piece * D * N)  # tile 0's (saved with one piece only)
-    dt_sum = tl.zeros([BD], dtype=tl.float32)
+    dt_sum = tl.zeros([BD, 1], dtype=tl.float32)
     for i in range(0, count):
         if SAVE_STATES:
             if i % BT == 0:
                 tl.store(hs_ptr + checkpoint + (i // BT) * D * N, h, mask=mask_dn)
         row = _row(pid_b * T + first, count, i, REVERSE)
         step, _, u, b, c = _step_inputs(
-            dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, HAS_BIAS, SOFTPLUS
-        )
-        h = tl.exp2(step[:, None] * A) * h + (step * u)[:, None] * b[None, :]
+            dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, channel, offs_n, in_channel, mask_n, HAS_BIAS,
+            SOFTPLUS,
+        )  # fmt: skip
+        h = tl.exp2(step * A) * h + (step * u) * b[None, :]
         if SUM_DT:
             dt_sum += step
         if WRITE_Y:
-            y = tl.sum(h * c[None, :], axis=1) + skip * u
+            y = tl.sum(h * c[None, :], axis=1, keep_dims=True) + skip * u
             if HAS_Z:
-                z = tl.load(z_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+                z = tl.load(z_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
                 y = y * z * tl.sigmoid(z)
-            tl.store(y_ptr + row * D + offs_d, y.to(y_ptr.dtype.element_ty), mask=mask_d)
+            tl.store(y_ptr + row * D + channel, y.to(y_ptr.dtype.element_ty), mask=in_channel)
     tl.store(ht_ptr + state, h, mask=mask_dn)
     if SUM_DT:
-        tl.store(dt_sum_ptr + piece * D + offs_d, dt_sum, mask=mask_d)
+        tl.store(dt_sum_ptr + piece * D + channel, dt_sum, mask=in_channel)
 
 
 @triton.jit(do_not_specialize=["T"])
@@ -144,8 +146,8 @@ def _selective_bwd_kernel(
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
     A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
     A2 = A * LOG2E
-    skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D, BD)
-    bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS, BD)
+    skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D)
+    bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS)
     dh = tl.zeros([BD, BN], dtype=tl.float32)
     if HAS_DHT:
         dh = tl.load(dht_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
