@@ -57,3 +57,29 @@ def test_linear_scan_tiles_scan_forward_whatever_the_direction():
     assert done.returncode == 0, done.stderr[-2000:]
     shuffles = [int(line) for line in done.stdout.split()]
     assert len(shuffles) == 4 and max(shuffles) == min(shuffles), shuffles
+
+
+SELECTIVE_FORWARDS = """
+from lrnn.benchmarks.kernel_sass import compile_report, selective_scan_kernels, signature
+for spec in selective_scan_kernels():
+    if "fwd" in spec.name:
+        report = compile_report(spec.kernel, signature(spec.kernel, spec.constexprs, spec.pointers, "*bf16"),
+                                spec.constexprs, spec.num_warps, spec.divisible)
+        loop = max(report["loops"], key=lambda loop: loop["instructions"])
+        print(spec.name.split(" BD")[0], loop["instructions"], loop["SHFL"], report["stack"], sep="|")
+"""
+
+
+def test_selective_forward_loops_exchange_nothing_between_lanes():
+    """The selective forwards keep per-channel values in the state tile's layout (v2.3): no loop shuffles or spills,
+    and the time split's first pass, which writes no output, runs a shorter loop than its second. Compiled for sm_90
+    in a subprocess with ``TRITON_INTERPRET`` unset."""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", SELECTIVE_FORWARDS], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {
+        name: [int(x) for x in rest] for name, *rest in (line.split("|") for line in done.stdout.split("\n") if line)
+    }
+    assert set(rows) == {"selective fwd", "selective fwd pieces, first pass", "selective fwd pieces, second pass"}
+    assert all(shuffles == 0 and stack == 0 for _, shuffles, stack in rows.values()), rows
+    assert rows["selective fwd pieces, first pass"][0] < rows["selective fwd pieces, second pass"][0], rows
