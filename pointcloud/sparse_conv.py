@@ -19,8 +19,9 @@ soon as a BatchNorm passes a float16 convolution output on, as in SECOND). There
 autocast on features in the weights' dtype. Either way their outputs come back in the autocast dtype.
 
 spconv-triton autotunes each of its kernels for every new (kernel volume, channel counts, dtypes) key: over 30
-candidate tiles compiled and timed, a minute or more a key on a fresh machine, so a network with many distinct
-layers (SECOND: some 25 keys) spends many minutes in its first forward and backward. Triton keeps the winners on
+candidate tiles compiled and timed, more than a minute for the first layer on a fresh H100, so a network with many
+distinct layers spends minutes in its first forward and backward (SECOND's first run on the H100 had not finished
+after six). Triton keeps the winners on
 disk (``TRITON_CACHE_DIR``), so it happens once per machine; ``spconv_triton_autotune_limit`` cuts the candidates
 where the first run's time matters more than the last few percent (tests: the tiles change the order of the sums,
 not the results).
