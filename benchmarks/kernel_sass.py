@@ -130,7 +130,8 @@ class KernelSpec(NamedTuple):
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
-    """The selective_scan kernels at N = 16, BD 32."""
+    """The selective_scan kernels at N = 16 (the forward's three uses and the backward) and the time split's two
+    forward passes at N = 1 (VMamba's routes, where the forward prefetches), BD 32 forward, 8 backward."""
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
@@ -140,17 +141,22 @@ def selective_scan_kernels() -> list[KernelSpec]:
     readout = {"WRITE_Y": True, "SUM_DT": False, "dt_sum_ptr": None}
     no_start = {"HAS_H0": False, "h0_ptr": None}
     pieces = {"SAVE_STATES": False, "hs_ptr": None}
+    first = {**no_start, **pieces, "WRITE_Y": False, "y_ptr": None, "SUM_DT": True, "HAS_D": False, "d_ptr": None,
+             "HAS_Z": False, "z_ptr": None}  # fmt: skip
+    second = {**readout, **pieces, "HAS_H0": True}
     kernels = []
-    for name, direction, kernel, extra in (
-        ("fwd", "fwd", face._selective_fwd_kernel, {**readout, **no_start, "SAVE_STATES": True}),
-        ("fwd pieces, first pass", "fwd", face._selective_fwd_kernel,
-         {**no_start, **pieces, "WRITE_Y": False, "y_ptr": None, "SUM_DT": True, "HAS_D": False, "d_ptr": None,
-          "HAS_Z": False, "z_ptr": None}),
-        ("fwd pieces, second pass", "fwd", face._selective_fwd_kernel, {**readout, **pieces, "HAS_H0": True}),
-        ("bwd", "bwd", face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
-    ):  # fmt: skip
-        config = face.launch_config(768, 1, 16, direction)
+    for name, direction, state_size, kernel, extra in (
+        ("fwd", "fwd", 16, face._selective_fwd_kernel, {**readout, **no_start, "SAVE_STATES": True}),
+        ("fwd pieces, first pass", "fwd", 16, face._selective_fwd_kernel, first),
+        ("fwd pieces, second pass", "fwd", 16, face._selective_fwd_kernel, second),
+        ("fwd pieces, first pass N=1", "fwd", 1, face._selective_fwd_kernel, first),
+        ("fwd pieces, second pass N=1", "fwd", 1, face._selective_fwd_kernel, second),
+        ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+    ):
+        config = face.launch_config(768, 1, state_size, direction)
         constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
+        if direction == "fwd":
+            constexprs["PREFETCH"] = config["BN"] <= face.PREFETCH_STATES
         kernels.append(
             KernelSpec(f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"])
         )

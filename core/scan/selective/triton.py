@@ -21,11 +21,26 @@ import triton
 import triton.language as tl
 
 LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x log2 e): A is scaled once, not every step
+# The forward loads each step's inputs one step ahead when N is at most this: such a step is a few dozen
+# instructions and waits on its loads (offline at N = 1: 63-73 a step); at N = 16 the loop is bound by issue and the
+# prefetch would add 30-40 instructions and 40 registers a step (kernel_sass).
+PREFETCH_STATES = 4
 
 
 @triton.jit
 def _softplus(x):
     return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+
+
+@triton.jit
+def _discretised(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """A step's ``dt`` from its loaded value: plus the bias, through softplus if asked; 0 where masked."""
+    step = raw
+    if HAS_BIAS:
+        step = step + bias
+    if SOFTPLUS:
+        step = _softplus(step)
+    return tl.where(mask, step, 0.0)
 
 
 @triton.jit
@@ -35,10 +50,7 @@ def _time_step(dt_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.co
     raw = tl.load(dt_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if HAS_BIAS:
         raw = raw + bias
-    step = raw
-    if SOFTPLUS:
-        step = _softplus(raw)
-    return tl.where(mask, step, 0.0), raw
+    return _discretised(raw, bias, mask, False, SOFTPLUS), raw
 
 
 @triton.jit
@@ -77,6 +89,24 @@ def _step_inputs(dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d,
 
 
 @triton.jit
+def _load_step(dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, channel, offs_n, in_channel, mask_n,
+               WITH_C: tl.constexpr, WITH_Z: tl.constexpr):  # fmt: skip
+    """The forward's loads for one step, float32, 0 where masked: raw ``dt`` and ``u`` (``[BD, 1]``), ``B_t``
+    (``[BN]``), and ``C_t`` and ``z`` when asked (zeros otherwise)."""
+    raw = tl.load(dt_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
+    u = tl.load(u_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
+    offs_bc = (row * G + group) * N + offs_n
+    b = tl.load(b_ptr + offs_bc, mask=mask_n, other=0.0).to(tl.float32)
+    c = tl.zeros(b.shape, dtype=tl.float32)
+    if WITH_C:
+        c = tl.load(c_ptr + offs_bc, mask=mask_n, other=0.0).to(tl.float32)
+    z = tl.zeros(u.shape, dtype=tl.float32)
+    if WITH_Z:
+        z = tl.load(z_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
+    return raw, u, b, c, z
+
+
+@triton.jit
 def _row(start, count, i, REVERSE: tl.constexpr):
     """The flat ``[B * T]`` row of processing step ``i`` of the ``count`` rows from ``start`` (walked backwards
     when ``REVERSE``)."""
@@ -91,7 +121,7 @@ def _selective_fwd_kernel(
     T, L, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr,
-    REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SUM_DT: tl.constexpr,
+    REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SUM_DT: tl.constexpr, PREFETCH: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     n_pieces = tl.cdiv(T, L)  # one piece of L = T steps unless split in time
@@ -109,23 +139,37 @@ def _selective_fwd_kernel(
         h = tl.load(h0_ptr + state, mask=mask_dn, other=0.0).to(tl.float32)
     checkpoint = piece * tl.cdiv(T, BT) * D * N + (state - piece * D * N)  # tile 0's (saved with one piece only)
     dt_sum = tl.zeros([BD, 1], dtype=tl.float32)
+    start = pid_b * T + first
+    if PREFETCH:
+        raw_next, u_next, b_next, c_next, z_next = _load_step(
+            dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(start, count, 0, REVERSE), G, group, N, D, channel, offs_n,
+            in_channel, mask_n, WRITE_Y, WRITE_Y and HAS_Z,
+        )  # fmt: skip
     for i in range(0, count):
+        if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
+            raw, u, b, c, z = raw_next, u_next, b_next, c_next, z_next
+            more = i + 1 < count
+            raw_next, u_next, b_next, c_next, z_next = _load_step(
+                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(start, count, i + 1, REVERSE), G, group, N, D, channel,
+                offs_n, in_channel & more, mask_n & more, WRITE_Y, WRITE_Y and HAS_Z,
+            )  # fmt: skip
+        else:
+            raw, u, b, c, z = _load_step(
+                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(start, count, i, REVERSE), G, group, N, D, channel, offs_n,
+                in_channel, mask_n, WRITE_Y, WRITE_Y and HAS_Z,
+            )  # fmt: skip
         if SAVE_STATES:
             if i % BT == 0:
                 tl.store(hs_ptr + checkpoint + (i // BT) * D * N, h, mask=mask_dn)
-        row = _row(pid_b * T + first, count, i, REVERSE)
-        step, _, u, b, c = _step_inputs(
-            dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, channel, offs_n, in_channel, mask_n, HAS_BIAS,
-            SOFTPLUS,
-        )  # fmt: skip
+        step = _discretised(raw, bias, in_channel, HAS_BIAS, SOFTPLUS)
         h = tl.exp2(step * A) * h + (step * u) * b[None, :]
         if SUM_DT:
             dt_sum += step
         if WRITE_Y:
             y = tl.sum(h * c[None, :], axis=1, keep_dims=True) + skip * u
             if HAS_Z:
-                z = tl.load(z_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
                 y = y * z * tl.sigmoid(z)
+            row = _row(start, count, i, REVERSE)
             tl.store(y_ptr + row * D + channel, y.to(y_ptr.dtype.element_ty), mask=in_channel)
     tl.store(ht_ptr + state, h, mask=mask_dn)
     if SUM_DT:
@@ -291,7 +335,7 @@ def _launch_fwd(tensors, piece_len, dt_softplus, reverse, cfg, **flags):
     _selective_fwd_kernel[grid](
         *tensors, steps, piece_len, channels, groups, state_size, **cfg,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        HAS_H0=initial_state is not None, REVERSE=reverse, **flags,
+        HAS_H0=initial_state is not None, REVERSE=reverse, PREFETCH=cfg["BN"] <= PREFETCH_STATES, **flags,
     )  # fmt: skip
 
 
