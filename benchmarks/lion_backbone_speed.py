@@ -231,7 +231,7 @@ def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save:
         params = sum(p.numel() for p in model.parameters())
         for dtype_name in dtypes:
             row = {"backbone": backbone, "operator": operator, "dim": dim, "dtype": dtype_name, "scan_backend": scan}
-            row.update(params=params, spconv_configs=args.spconv_configs or "all")
+            row.update(params=params, spconv_configs="all" if args.spconv_configs is None else args.spconv_configs)
             start = time.perf_counter()
             try:
                 row.update(measure(model, batch, DTYPES[dtype_name]))
@@ -309,7 +309,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     failed = False
     try:
-        with spconv_triton_autotune_limit(args.spconv_configs) if args.spconv_configs else contextlib.nullcontext():
+        limit = (
+            contextlib.nullcontext()
+            if args.spconv_configs is None
+            else spconv_triton_autotune_limit(args.spconv_configs)
+        )
+        with limit:
             failed = run_rows(args, coords, report, save)
     except KeyboardInterrupt:
         report["interrupted"] = True
