@@ -414,3 +414,14 @@ def test_retnet_under_autocast_keeps_one_dtype_for_q_k_v():
         y = mixer(torch.randn(2, 9, 32))
     y = y[0] if isinstance(y, tuple) else y
     assert y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()
+
+
+def test_rwkv6_token_mixing_saves_activations_linear_in_the_input_only():
+    """The ddlerp's low-rank products keep a few input-sized tensors for the backward, not a copy of the [5, R, C]
+    LoRA matrix per token (a broadcast matmul made one and ran LION's rwkv6 out of 80 GB)."""
+    mixer = make("rwkv6", d_model=128, head_dim=32, mix_low_rank_dim=32)
+    x = torch.randn(2, 64, 128, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        mixer._mix(x, torch.roll(x, 1, 1))
+    assert sum(saved) < 40 * x.numel()  # about 21; the copy alone was 5 R = 160
