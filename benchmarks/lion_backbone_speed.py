@@ -25,14 +25,15 @@ adapter to return autocast's dtype. Only spconv's training path follows autocast
 adapter convolves in float32 (``lrnn.pointcloud.sparse_conv``; spconv-triton failed to compile SECOND's float16
 features against float32 weights there). A row that fails records its error and the run goes on; the report is written
 after every row, and ``--resume REPORT`` measures only the rows that REPORT lacks (measured or out of memory).
-Each row records its scan faces (``scan_backend``: ``LRNN_SCAN_BACKEND`` or ``default``, where ``chunk_gla`` runs its
-chunked PyTorch face; ``LRNN_SCAN_BACKEND=triton`` puts it on the Triton kernels), so one report can hold both.
+Each row records the face ``chunk_gla`` ran on (``chunk_gla_face``: ``triton``, the CUDA default, or ``chunked`` under
+``LRNN_SCAN_BACKEND=torch``; rows from before the Triton face became the default ran ``chunked``), so one report can
+hold both.
 ``--spconv-configs N`` lets spconv-triton autotune over its first N candidate tiles only (a fresh machine spends
 over ten minutes autotuning SECOND's layers in full; ``lrnn.pointcloud.sparse_conv``); rows record the setting.
 
     lrnn bench lion_backbone_speed
     lrnn bench lion_backbone_speed --operators mamba --dims 64 --voxels 50000 --dtypes fp16 --no-second
-    LRNN_SCAN_BACKEND=triton lrnn bench lion_backbone_speed --operators rwkv6 --no-second --resume REPORT
+    LRNN_SCAN_BACKEND=torch lrnn bench lion_backbone_speed --operators gla --no-second --resume REPORT
 """
 
 import argparse
@@ -40,13 +41,13 @@ import contextlib
 import importlib.resources
 import json
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from lrnn.core.scan.backend import scan_backend
 
 from .profiling import print_profile, profile_call
 from .scan import environment, median_ms, write_report
@@ -194,15 +195,14 @@ def resumed_rows(path: Path, report: dict) -> list[dict]:
     return [row for row in previous["results"] if row.get("error", "out of memory") == "out of memory"]
 
 
-def scan_backend_name() -> str:
-    """The scan faces this run uses: ``LRNN_SCAN_BACKEND`` (``triton`` also puts ``chunk_gla`` on its Triton
-    kernels, which are opt-in) or ``default``."""
-    return os.environ.get("LRNN_SCAN_BACKEND") or "default"
+def chunk_gla_face() -> str:
+    """The face ``chunk_gla`` runs on CUDA in this run: ``triton``, ``chunked`` or ``reference``."""
+    return {"torch": "chunked"}.get(face := scan_backend(torch.device("cuda")), face)
 
 
 def row_key(row: dict) -> tuple:
-    """What a row measured; rows of reports from before the backend was recorded ran the default faces."""
-    return row["backbone"], row["operator"], row["dim"], row["dtype"], row.get("scan_backend", "default")
+    """What a row measured."""
+    return row["backbone"], row["operator"], row["dim"], row["dtype"], row["chunk_gla_face"]
 
 
 def print_row(row: dict) -> None:
@@ -211,17 +211,17 @@ def print_row(row: dict) -> None:
         f"{row['output_voxels']:8d} {row['wall_s']:6.0f}"
     )
     case = f"{row['backbone']:>6} {row['operator']:>7} {row['dim'] or '-':>4} {row['dtype']:>5}"
-    print(f"{case} {row.get('scan_backend', 'default'):>8} {shown}", flush=True)
+    print(f"{case} {row['chunk_gla_face']:>9} {shown}", flush=True)
 
 
 def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save: Callable[[], Path]) -> bool:
     """Measure every case and dtype not in ``report["results"]`` yet, appending rows and calling ``save()`` after
     each (a run killed later keeps them); True if a row failed other than by running out of memory."""
-    scan = scan_backend_name()
+    face = chunk_gla_face()
     done = {row_key(row) for row in report["results"]}
     failed = False
     for backbone, operator, dim in cases(args):
-        dtypes = [name for name in args.dtypes if (backbone, operator, dim, name, scan) not in done]
+        dtypes = [name for name in args.dtypes if (backbone, operator, dim, name, face) not in done]
         if not dtypes:
             continue
         model, channels = build(backbone, operator, dim, args.checkpoint, coords.device)
@@ -230,7 +230,7 @@ def run_rows(args: argparse.Namespace, coords: torch.Tensor, report: dict, save:
         batch = {"voxel_features": features, "voxel_coords": coords, "batch_size": 1}
         params = sum(p.numel() for p in model.parameters())
         for dtype_name in dtypes:
-            row = {"backbone": backbone, "operator": operator, "dim": dim, "dtype": dtype_name, "scan_backend": scan}
+            row = {"backbone": backbone, "operator": operator, "dim": dim, "dtype": dtype_name, "chunk_gla_face": face}
             row.update(params=params, spconv_configs="all" if args.spconv_configs is None else args.spconv_configs)
             start = time.perf_counter()
             try:
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     coords = waymo_like_voxels(args.voxels, args.seed).to(device)
     print(f"{report['gpu']}: {args.voxels} voxels on a {GRID[0]} x {GRID[1]} x {GRID[2]} grid")
     print(
-        f"{'model':>6} {'op':>7} {'dim':>4} {'dtype':>5} {'scan':>8} {'fwd ms':>9} {'f+b ms':>9} {'fwd MiB':>9} "
+        f"{'model':>6} {'op':>7} {'dim':>4} {'dtype':>5} {'chunk_gla':>9} {'fwd ms':>9} {'f+b ms':>9} {'fwd MiB':>9} "
         f"{'f+b MiB':>9} {'out vox':>8} {'wall s':>6}"
     )
 
