@@ -1,16 +1,19 @@
 """SS2D, VMamba's 2D selective scan (Liu et al., NeurIPS 2024, arXiv:2401.10166; github.com/MzeroMiko/VMamba).
 
 A ``[B, H, W, E]`` map is read along four routes of ``L = H W`` steps: row-major, column-major, and both of those
-reversed. The routes are stacked along channels into one ``[B, L, 4E]`` sequence and scanned by a single
-``selective_scan`` call with ``G = 4`` groups: each route owns ``E`` channels, its own ``x_proj``, ``dt_proj``,
-``A`` and ``D``, and one ``B``/``C`` pair shared by its channels. The four outputs are put back in row-major order
-and summed (the cross-merge). Per block, with ``C`` model channels and ``E = ssm_ratio * C`` inner channels::
+reversed. Each route owns ``E`` channels, its own ``x_proj``, ``dt_proj``, ``A`` and ``D``, and one ``B``/``C``
+pair shared by its channels. The two orders are stacked along channels into one ``[B, L, 2E]`` sequence; routes 0
+and 1 scan it forward and routes 2 and 3 backward (``reverse=True``, in place: no reversed copies), each pair as one
+``selective_scan`` call with ``G = 2`` groups. The outputs, already in each order's own positions, are summed and
+put back in row-major order (the cross-merge). Per block, with ``C`` model channels and ``E = ssm_ratio * C``
+inner channels::
 
     x      = in_proj(x)                     # E channels, or 2E split into x, z with gate=True (VMamba v0)
     x      = silu(dwconv3x3(x))             # depthwise, no bias in v2, with bias in v0
-    xs     = cross_scan(x)                  # [B, L, 4, E]
-    dt, B, C = x_proj_k(xs_k)               # per route k: [B, L, R], [B, L, N], [B, L, N]
-    y      = selective_scan(xs, dt_proj_k(dt), A, B, C, D, dt_bias, softplus)   # [B, L, 4E]
+    xs     = cross_scan(x)                  # [B, L, 2, E]: row-major, column-major
+    dt, B, C = x_proj_k(xs_(k mod 2))       # per route k: [B, L, R], [B, L, N], [B, L, N]
+    y      = selective_scan(xs, dt_proj_k(dt), A, B, C, D, dt_bias, softplus)              # routes 0, 1
+           + selective_scan(xs, dt_proj_k(dt), A, B, C, D, dt_bias, softplus, reverse=True)   # routes 2, 3
     y      = out_norm(cross_merge(y))       # LayerNorm over E
     out    = out_proj(y * silu(z) if gate else y)
 
@@ -31,20 +34,19 @@ ROUTES = 4
 
 
 def cross_scan(x: torch.Tensor) -> torch.Tensor:
-    """``[B, H, W, E]`` -> ``[B, H W, 4, E]``: route 0 row-major, 1 column-major, 2 and 3 those two reversed."""
+    """``[B, H, W, E]`` -> ``[B, H W, 2, E]``: the row-major and the column-major order (routes 0 and 1; routes 2
+    and 3 read the same orders backwards)."""
     rows = x.flatten(1, 2)
     cols = x.transpose(1, 2).flatten(1, 2)
-    return torch.stack([rows, cols, rows.flip(1), cols.flip(1)], dim=2)
+    return torch.stack([rows, cols], dim=2)
 
 
 def cross_merge(y: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``[B, H W, 4, E]`` route outputs -> ``[B, H, W, E]``: each back in row-major order, summed (the adjoint of
-    ``cross_scan``)."""
+    """``[B, H W, 2, E]`` outputs in the two orders -> ``[B, H, W, E]``: each back in row-major order, summed (the
+    adjoint of ``cross_scan``)."""
     batch, _, _, channels = y.shape
-    rows = y[:, :, 0] + y[:, :, 2].flip(1)
-    cols = y[:, :, 1] + y[:, :, 3].flip(1)
-    cols = cols.reshape(batch, width, height, channels).transpose(1, 2)
-    return rows.reshape(batch, height, width, channels) + cols
+    cols = y[:, :, 1].reshape(batch, width, height, channels).transpose(1, 2)
+    return y[:, :, 0].reshape(batch, height, width, channels) + cols
 
 
 def _dt_projection(d_inner: int, dt_rank: int, dt_min: float, dt_max: float, dt_init_floor: float):
@@ -118,20 +120,27 @@ class SS2D(nn.Module):
         return self.out_proj(y)
 
     def _scan(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, H, W, E]`` -> ``[B, H, W, E]``: the four routes as G = 4 groups of one selective scan."""
+        """``[B, H, W, E]`` -> ``[B, H, W, E]``: routes 0 and 1 forward and routes 2 and 3 backward over the two
+        orders, each pair as G = 2 groups of one selective scan."""
         batch, height, width, channels = x.shape
         steps, state, rank = height * width, self.d_state, self.dt_rank
         xs = cross_scan(x)
-        dt, B, C = _per_route_linear(xs, self.x_proj_weight).split([rank, state, state], dim=-1)
-        dt = _per_route_linear(dt, self.dt_projs_weight)
-        y, _ = selective_scan(
-            xs.reshape(batch, steps, ROUTES * channels),
-            dt.reshape(batch, steps, ROUTES * channels),
-            -torch.exp(self.A_logs.float()),
-            B.contiguous(),
-            C.contiguous(),
-            self.Ds.float(),
-            dt_bias=self.dt_projs_bias.reshape(-1).float(),
-            dt_softplus=True,
-        )
-        return cross_merge(y.view(batch, steps, ROUTES, channels), height, width)
+        u = xs.reshape(batch, steps, 2 * channels)
+        y = 0
+        for pair, reverse in ((slice(0, 2), False), (slice(2, 4), True)):
+            dt, B, C = _per_route_linear(xs, self.x_proj_weight[pair]).split([rank, state, state], dim=-1)
+            dt = _per_route_linear(dt, self.dt_projs_weight[pair])
+            routes_channels = slice(pair.start * channels, pair.stop * channels)
+            y_pair, _ = selective_scan(
+                u,
+                dt.reshape(batch, steps, 2 * channels),
+                -torch.exp(self.A_logs[routes_channels].float()),
+                B.contiguous(),
+                C.contiguous(),
+                self.Ds[routes_channels].float(),
+                dt_bias=self.dt_projs_bias[pair].reshape(-1).float(),
+                dt_softplus=True,
+                reverse=reverse,
+            )
+            y = y + y_pair
+        return cross_merge(y.view(batch, steps, 2, channels), height, width)

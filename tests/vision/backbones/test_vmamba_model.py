@@ -18,18 +18,16 @@ def _small(config: dict, **overrides) -> VMamba:
 def test_cross_scan_routes_on_a_labelled_grid():
     height, width = 3, 5
     grid = torch.arange(height * width, dtype=torch.float32).view(1, height, width, 1)
-    routes = cross_scan(grid)[0, :, :, 0]
+    orders = cross_scan(grid)[0, :, :, 0]
     row_major = torch.arange(15.0)
     column_major = torch.tensor([h * width + w for w in range(width) for h in range(height)], dtype=torch.float32)
-    torch.testing.assert_close(
-        routes.T, torch.stack([row_major, column_major, row_major.flip(0), column_major.flip(0)])
-    )
+    torch.testing.assert_close(orders.T, torch.stack([row_major, column_major]))
 
 
 def test_cross_merge_is_the_adjoint_of_cross_scan():
-    x, y = torch.randn(2, 3, 5, 4), torch.randn(2, 15, 4, 4)
+    x, y = torch.randn(2, 3, 5, 4), torch.randn(2, 15, 2, 4)
     torch.testing.assert_close((cross_scan(x) * y).sum(), (x * cross_merge(y, 3, 5)).sum())
-    torch.testing.assert_close(cross_merge(cross_scan(x), 3, 5), 4 * x)
+    torch.testing.assert_close(cross_merge(cross_scan(x), 3, 5), 2 * x)
 
 
 def _route_by_route(ss2d: SS2D, x: torch.Tensor) -> torch.Tensor:
