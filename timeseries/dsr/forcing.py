@@ -92,11 +92,11 @@ def forced_rollout(
 
     if solver == "loop":
         z, preds, forced = z0, [], []
-        for t in range(steps - 1):
+        for w_t, z_hat_t in zip(w_seq.unbind(1), z_hat.unbind(1), strict=True):  # one backward for all steps
             forced.append(z)
             y = model.step(z)
             preds.append(y)
-            z = _blend(y, w_seq[:, t], z_hat[:, t])
+            z = _blend(y, w_t, z_hat_t)
         pred = torch.stack(preds, dim=1)
         z_prev = torch.stack(forced, dim=1)
     else:

@@ -140,10 +140,11 @@ class PiecewiseLinearRNN(nn.Module):
         self._check_input(s, (z0.shape[0], steps, self.input_dim))
         out = [z0]
         z = z0
+        inputs = [None] * steps if s is None else s.unbind(1)  # one backward for all steps
         for t in range(1, steps):
             z = self._map(z)
-            if s is not None:
-                z = z + s[:, t] @ self.C.T
+            if inputs[t] is not None:
+                z = z + inputs[t] @ self.C.T
             out.append(z)
         return torch.stack(out, dim=1)
 

@@ -67,8 +67,8 @@ class ConvLSTMLayer(nn.Module):
 
     def forward(self, u: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         hidden = []
-        for t in range(u.shape[1]):
-            state = self.cell(u[:, t], state)
+        for u_t in u.unbind(1):  # one backward for all frames (u[:, t] would cost a full-size gradient each)
+            state = self.cell(u_t, state)
             hidden.append(state[1])
         return self.residual(u, torch.stack(hidden, dim=1)), state
 

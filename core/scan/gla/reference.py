@@ -41,10 +41,12 @@ def chunk_gla_reference(
     bounds = [0, q.shape[1]] if cu_seqlens is None else cu_seqlens.tolist()
     state_shape = (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
     outputs, final_states = [None] * q.shape[1], []
+    qs, ks, vs = q.unbind(1), k.unbind(1), v.unbind(1)  # one backward for all steps (q[:, t] costs O(T) each)
+    gs = [None] * q.shape[1] if g is None else g.unbind(1)
     for n, (bos, eos) in enumerate(pairwise(bounds)):
         rows = slice(None) if cu_seqlens is None else slice(n, n + 1)
         state = q.new_zeros(state_shape, dtype=acc) if initial_state is None else initial_state[rows].to(acc)
         for t in range(eos - 1, bos - 1, -1) if reverse else range(bos, eos):
-            outputs[t], state = gla_step(q[:, t], k[:, t], v[:, t], None if g is None else g[:, t], state, scale)
+            outputs[t], state = gla_step(qs[t], ks[t], vs[t], gs[t], state, scale)
         final_states.append(state)
     return torch.stack(outputs, 1).to(q.dtype), (torch.cat(final_states) if output_final_state else None)

@@ -26,7 +26,8 @@ def linear_scan_reference(
     h = a.new_zeros(x.shape[:1] + x.shape[2:], dtype=acc) if initial_state is None else initial_state.to(acc)
     steps = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
     outputs = [None] * x.shape[1]
+    a_steps, x_steps = a.unbind(1), x.unbind(1)  # one backward for all steps (a[:, t] costs O(T) each)
     for t in steps:
-        h = a[:, t].to(acc) * h + x[:, t].to(acc)
+        h = a_steps[t].to(acc) * h + x_steps[t].to(acc)
         outputs[t] = h
     return torch.stack(outputs, dim=1).to(x.dtype), (h if output_final_state else None)

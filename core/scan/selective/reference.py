@@ -17,8 +17,11 @@ def selective_scan_reference(
     delta = effective_dt(dt, dt_bias, dt_softplus, acc)
     h = u.new_zeros(batch, channels, A.shape[-1], dtype=acc) if initial_state is None else initial_state.to(acc)
     outputs = [None] * steps
+    # unbind: one backward for all steps (indexing u[:, t] costs O(T) each, quadratic over a long sequence)
+    deltas, us, Bs, Cs = delta.unbind(1), u.unbind(1), B.unbind(1), C.unbind(1)
+    zs = [None] * steps if z is None else z.unbind(1)
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
-        decay = torch.exp(delta[:, t, :, None] * A.to(acc))
-        h = decay * h + (delta[:, t] * u[:, t].to(acc))[..., None] * per_channel(B[:, t].to(acc), channels)
-        outputs[t] = readout(h, C[:, t], u[:, t], D, None if z is None else z[:, t])
+        decay = torch.exp(deltas[t][..., None] * A.to(acc))
+        h = decay * h + (deltas[t] * us[t].to(acc))[..., None] * per_channel(Bs[t].to(acc), channels)
+        outputs[t] = readout(h, Cs[t], us[t], D, zs[t])
     return torch.stack(outputs, 1).to(u.dtype), (h if output_final_state else None)
