@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from lrnn.core.scan.backend import scan_backend
 from lrnn.core.scan.gla import chunk_gla, chunk_gla_reference
 from lrnn.core.scan.gla import triton as triton_face
 from scan_testing import relative_error
@@ -60,6 +61,26 @@ def test_dq_dk_kernel_with_its_own_key_tile(device, monkeypatch):
     assert_close_to(result, reference(inputs, cotangents, torch.float32), TOLERANCE[torch.float32])
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_backward_from_the_forwards_scores_equals_recomputing_them(device, monkeypatch, reverse):
+    """Where ``keeps_scores`` holds, the backward reads the forward's intra-chunk scores; the gradients are the
+    recomputing backward's, bit for bit."""
+    inputs, cotangents = make_inputs(1, 70, 2, 64, 40, "per_key", 1, seed=6)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    cotangents = tuple(c.to(device) for c in cotangents)
+    assert triton_face.keeps_scores(on_device["q"].float(), on_device["v"].float())
+    computing = triton_face.intra_chunk_scores
+    calls = []
+    monkeypatch.setattr(triton_face, "intra_chunk_scores", lambda *args: calls.append(1) or computing(*args))
+    kept = run(chunk_gla, on_device, cotangents, torch.float32, reverse=reverse)
+    assert len(calls) == 1  # the forward's only
+    monkeypatch.setattr(triton_face, "keeps_scores", lambda q, v: False)
+    recomputed = run(chunk_gla, on_device, cotangents, torch.float32, reverse=reverse)
+    assert len(calls) == 3
+    for name, value in kept.items():
+        torch.testing.assert_close(value, recomputed[name], rtol=0, atol=0, msg=name)
+
+
 @pytest.mark.parametrize("dtype,gate", [(torch.bfloat16, "per_key"), (torch.float16, "per_head")])
 def test_low_precision_inputs(device, dtype, gate):
     inputs, cotangents = make_inputs(1, 63, 2, 32, 48, gate, seed=1)
@@ -113,12 +134,13 @@ def test_varlen_in_the_kernels(device, gate, reverse, bounds):
     assert_close_to(result, expected, TOLERANCE[torch.float32])
 
 
-def test_triton_is_opt_in(monkeypatch):
-    """Without LRNN_SCAN_BACKEND the chunked PyTorch face runs, on every device."""
+def test_default_faces(monkeypatch):
+    """Without LRNN_SCAN_BACKEND CPU tensors take the chunked PyTorch face and CUDA tensors the Triton kernels."""
     monkeypatch.delenv("LRNN_SCAN_BACKEND")
     monkeypatch.setattr(triton_face, "chunk_gla_triton", lambda *args: pytest.fail("the Triton face ran"))
     q = torch.rand(1, 5, 2, 4)
     chunk_gla(q, q, q)
+    assert scan_backend(torch.device("cuda")) == "triton"
 
 
 @pytest.mark.skipif(ON_GPU, reason="the error is for CPU tensors without the interpreter")

@@ -24,7 +24,9 @@ Kernels (grid in brackets):
 6. ``_bwd_da_kernel`` [chunks, B*H]: ``dA = do v^T`` ``[B, T, H, BT]``, at and below the diagonal, one dense dot.
    ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``, from ``dA``.
 
-Saved for the backward: the inputs only; ``G``, ``h`` and ``A`` are recomputed (kernels 1 to 3).
+Saved for the backward: the inputs, and ``A`` where it takes no more memory than ``q`` (``keeps_scores``: ``BT``
+float32 scores against ``K`` input values a token and head, so at K = 128 in 16-bit, as fla does); ``G`` and ``h``
+are recomputed (kernels 1 and 2), and ``A`` too otherwise (kernel 3).
 
 Variable-length batches (``cu_seqlens``, ``B = 1``) run in the same launches: the chunk axis of the per-chunk
 kernels then numbers every chunk of every sequence (``chunk_indices`` gives each one's sequence and place), the
@@ -74,6 +76,12 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
         "BV": min(64, max(16, triton.next_power_of_2(value_dim))),
         "num_warps": 4,
     }
+
+
+def keeps_scores(q: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the forward's intra-chunk scores ``A`` are kept for the backward instead of recomputed: when their
+    ``BT`` float32 values a token and head take no more memory than ``q``'s ``K`` (module docstring)."""
+    return launch_config(q.shape[-1], v.shape[-1])["BT"] * 4 <= q.shape[-1] * q.element_size()
 
 
 @triton.jit
@@ -606,7 +614,8 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
     """Forward launch. ``q, k [B, T, H, K]``, ``v [B, T, H, V]`` contiguous, ``g [B, T, H, Kg]`` contiguous
     (``Kg`` is ``K`` or 1), ``initial_state [N, H, K, V]`` float32 or None, ``cu_seqlens [N + 1]`` or None.
 
-    Returns ``o [B, T, H, V]`` in ``q``'s dtype and the final states ``[N, H, K, V]`` in float32.
+    Returns ``o [B, T, H, V]`` in ``q``'s dtype, the final states ``[N, H, K, V]`` and the intra-chunk scores
+    ``A [B, T, H, BT]``, both float32.
     """
     cfg = cfg or launch_config(q.shape[-1], v.shape[-1])
     _, steps, heads, key_dim = q.shape
@@ -621,11 +630,14 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
         BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
         PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
     )  # fmt: skip
-    return o, final_state
+    return o, final_state, scores
 
 
-def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_seqlens=None, cfg=None):
-    """Backward launch: recomputes ``G`` and ``h``, then ``dh``, ``dv``, ``dq``, ``dk`` and ``dg``.
+def chunk_gla_triton_bwd(
+    q, k, v, g, scale, initial_state, do, dht, reverse, cu_seqlens=None, cfg=None, scores=None
+):  # fmt: skip
+    """Backward launch: recomputes ``G`` and ``h`` (and the scores ``A`` unless given), then ``dh``, ``dv``,
+    ``dq``, ``dk`` and ``dg``.
 
     Returns ``dq, dk, dv`` in the inputs' dtype, ``dg [B, T, H, Kg]`` and ``dh0 [N, H, K, V]`` in float32.
     """
@@ -645,8 +657,8 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     )  # fmt: skip
     dv = torch.empty_like(v)
     _bwd_dv_kernel[(triton.cdiv(value_dim, cfg["BV"]), grid.programs, grid.heads)](
-        k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg, grid), dv, scale, steps, heads, key_dim, value_dim,
-        width, grid.per_sequence, **common, **grid.chunk_args,
+        k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg, grid) if scores is None else scores, dv, scale,
+        steps, heads, key_dim, value_dim, width, grid.per_sequence, **common, **grid.chunk_args,
     )  # fmt: skip
     d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
     _bwd_da_kernel[(grid.programs, grid.heads)](
@@ -676,4 +688,5 @@ def chunk_gla_triton(q, k, v, g, scale, initial_state, reverse, cu_seqlens):
     g = None if g is None else g.contiguous()
     if initial_state is not None:
         initial_state = initial_state.float().contiguous()
-    return chunk_gla_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens)
+    o, final_state, _ = chunk_gla_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens)
+    return o, final_state
