@@ -5,16 +5,20 @@
    8 sequence layers alone on 16x16 latents (the part where the two differ). The paper: ConvS5 trains up to 3x
    faster than ConvLSTM.
 2. Autoregressive sampling: condition on ``--context`` frames (parallel for ConvS5, a loop for ConvLSTM), then
-   generate ``--generate`` frames one at a time with the step form; frames per second of each phase.
+   generate ``--generate`` frames one at a time with the step form; frames per second of each phase. Generation is
+   timed as ``rollout`` runs it (step weights derived once, ``fixed_step_weights``) and with the weights derived
+   again every frame (``generate_weights_per_frame``), in the same process.
 
 Times are medians of CUDA-event-timed runs after warm-up; ``oom`` marks a case that did not fit. Results go to
 ``benchmarks/results/convs5_speed_<gpu>.json``.
 
     lrnn bench convs5_speed                               # batch 2, fp32 and bf16 autocast
     lrnn bench convs5_speed --batch 1 --precision fp32
+    lrnn bench convs5_speed --no-training                 # the sampling rows only
 """
 
 import argparse
+import contextlib
 import platform
 import statistics
 from collections.abc import Callable
@@ -94,20 +98,22 @@ def sampling(model: torch.nn.Module, video: torch.Tensor, context: int, generate
             return {"condition": condition}
         predictions, states = model(video[:, :context])
 
-        def generate_frames():
+        def generate_frames(fixed_weights: bool):
             frame, carried = predictions[:, -1], list(states)
-            with model.fixed_step_weights():
+            with model.fixed_step_weights() if fixed_weights else contextlib.nullcontext():
                 for _ in range(generate):
                     frame, carried = model.step(frame, carried)
 
-        rollout = measure(generate_frames, warmup, repeats)
-    row = {"condition": condition, "generate": rollout}
+        rollout = measure(lambda: generate_frames(True), warmup, repeats)
+        per_frame = measure(lambda: generate_frames(False), warmup, repeats)
+    row = {"condition": condition, "generate": rollout, "generate_weights_per_frame": per_frame}
     batch = video.shape[0]
     if "ms" in condition:
         condition["frames_per_s"] = round(1e3 * batch * context / condition["ms"], 1)
-    if "ms" in rollout:
-        rollout["frames_per_s"] = round(1e3 * batch * generate / rollout["ms"], 1)
-        rollout["ms_per_frame"] = round(rollout["ms"] / generate, 3)
+    for timed in (rollout, per_frame):
+        if "ms" in timed:
+            timed["frames_per_s"] = round(1e3 * batch * generate / timed["ms"], 1)
+            timed["ms_per_frame"] = round(timed["ms"] / generate, 3)
     return row
 
 
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--generate", type=int, default=100, help="frames generated one at a time")
     parser.add_argument("--precision", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16"])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["convs5", "convlstm"])
+    parser.add_argument("--training", action=argparse.BooleanOptionalAction, default=True, help="the training rows")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=str, default=None, help="JSON path (default benchmarks/results/...)")
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         for precision in args.precision:
             dtype = PRECISIONS[precision]
             model.train()
-            steps = training_steps(model, video[:, : args.frames], dtype)
+            steps = training_steps(model, video[:, : args.frames], dtype) if args.training else {}
             for part, step in steps.items():
                 row = {"model": name, "params": params, "precision": precision, "part": part, "frames": args.frames}
                 row.update(measure(step, args.warmup, args.repeats))
