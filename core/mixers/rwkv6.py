@@ -206,7 +206,7 @@ class RWKV6(Mixer):
         """Token shift and ddlerp: ``r, k, v [..., H, K]``, ``log w = -exp(...) [..., H, K]``, ``g [..., C]``."""
         dx = previous - x
         lora = torch.tanh((x + dx * self.mu_x) @ self.mix_a).unflatten(-1, (5, -1))
-        mixed = torch.einsum("...fr,frc->...fc", lora, self.mix_b)  # a broadcast matmul would copy B 5 L times
+        mixed = torch.einsum("...fr,frc->...fc", lora, self.mix_b)  # a broadcast matmul copies mix_b per token
         x_w, x_k, x_v, x_r, x_g = (x.unsqueeze(-2) + dx.unsqueeze(-2) * (self.mu + mixed)).unbind(-2)
         log_w = -torch.exp(self.decay + torch.tanh(x_w @ self.decay_a) @ self.decay_b)
         heads = (self.num_heads, self.head_dim)

@@ -633,9 +633,7 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
     return o, final_state, scores
 
 
-def chunk_gla_triton_bwd(
-    q, k, v, g, scale, initial_state, do, dht, reverse, cu_seqlens=None, cfg=None, scores=None
-):  # fmt: skip
+def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_seqlens=None, cfg=None, scores=None):
     """Backward launch: recomputes ``G`` and ``h`` (and the scores ``A`` unless given), then ``dh``, ``dv``,
     ``dq``, ``dk`` and ``dg``.
 
