@@ -12,7 +12,8 @@
 #
 # The tests step runs only ``-m "gpu or kernel"`` (the rest runs on the CPU in CI as well), in parallel
 # processes because compiling the kernels for each test's sizes dominates; TEST_SECONDS bounds the step (default
-# 330), TEST_TIMEOUT each test (default 240; fla's autotuning in the comparisons needs more beside 15 workers).
+# 330), TEST_TIMEOUT each test (default 240; fla's autotuning in the comparisons needs more beside 15 workers). The
+# log names every test as it ends (-v), so a step cut by TEST_SECONDS still says which tests finished.
 # A fit step trains a recipe through the lrnn CLI (FIT_SECONDS bounds it, default 600; give the recipe a max_time so
 # it stops cleanly); a pack step tars a folder into $OUT as one file (the device tool returns at most 8).
 set -uo pipefail
@@ -34,7 +35,7 @@ for step in "$@"; do
     case "$step" in
         tests | tests:*) paths=${step#tests:}; [ "$step" = tests ] && paths="tests/core tests/kernels tests/mixers"
             timeout -s INT "${TEST_SECONDS:-330}" python3 -m pytest $paths -m "gpu or kernel" -n "${WORKERS:-16}" \
-            --timeout "${TEST_TIMEOUT:-240}" -q -rfE --no-header -p no:cacheprovider --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
+            --timeout "${TEST_TIMEOUT:-240}" -v -rfE --no-header -p no:cacheprovider --durations=15 >"$OUT/gpu_tests.log" 2>&1 || status=1
             tail -60 "$OUT/gpu_tests.log" ;;
         bench:*) read -r name args <<<"${step#bench:}"
             timeout -s INT "${BENCH_SECONDS:-240}" python3 -m lrnn.benchmarks.$name --out "$OUT/$name-$n.json" $args 2>&1 | tee -a "$OUT/run.log" || status=1 ;;
