@@ -65,7 +65,8 @@ def test_dq_dk_kernel_with_its_own_key_tile(device, monkeypatch):
 def test_backward_from_the_forwards_scores_equals_recomputing_them(device, monkeypatch, reverse):
     """Where ``keeps_scores`` holds, the backward reads the forward's intra-chunk scores; the gradients are the
     recomputing backward's, bit for bit."""
-    inputs, cotangents = make_inputs(1, 70, 2, 64, 40, "per_key", 1, seed=6)
+    key_dim = 64 if ON_GPU else 32  # the smallest K that keeps the scores at each place's chunk (64 / 32 steps)
+    inputs, cotangents = make_inputs(1, 40, 2, key_dim, 16, "per_key", 1, seed=6)
     on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
     cotangents = tuple(c.to(device) for c in cotangents)
     assert triton_face.keeps_scores(on_device["q"].float(), on_device["v"].float())
