@@ -34,8 +34,8 @@ OPCODE = re.compile(r"\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9]+)")
 
 def signature(kernel, constexprs: dict, pointers: dict[str, str], default_pointer: str) -> dict[str, str]:
     """Triton's signature of ``kernel``: constexpr parameters (and absent pointers, given as None in
-    ``constexprs``) as "constexpr", pointers from ``pointers`` or ``default_pointer``, ``scale`` fp32, the rest
-    i32."""
+    ``constexprs``) as "constexpr", pointers from ``pointers`` or ``default_pointer``, ``scale`` and ``eps`` fp32,
+    the rest i32."""
     types = {}
     for param in kernel.params:
         name = param.name
@@ -44,7 +44,7 @@ def signature(kernel, constexprs: dict, pointers: dict[str, str], default_pointe
         elif name.endswith("_ptr"):
             types[name] = pointers.get(name, default_pointer)
         else:
-            types[name] = "fp32" if name == "scale" else "i32"
+            types[name] = "fp32" if name in ("scale", "eps") else "i32"
     return types
 
 
@@ -247,11 +247,29 @@ def window_gather_kernels(channels: int = 128, dtype: str = "bf16") -> list[Kern
     ]
 
 
+def layer_norm_kernels(channels: int = 96, dtype: str = "bf16") -> list[KernelSpec]:
+    """The LayerNorm forward and backward at ``channels`` (VMamba-T's first stage by default), with both
+    parameters."""
+    from lrnn.kernels.layer_norm import triton as face
+
+    config = face.launch_config(channels)
+    constexprs = {"BM": config["BM"], "BC": config["BC"], "HAS_W": True, "HAS_B": True}
+    pointers = {"x_ptr": f"*{dtype}", "dy_ptr": f"*{dtype}", "dx_ptr": f"*{dtype}", "y_ptr": f"*{dtype}",
+                "w_ptr": "*fp32", "b_ptr": "*fp32", "mean_ptr": "*fp32", "rstd_ptr": "*fp32", "dw_ptr": "*fp32",
+                "db_ptr": "*fp32"}  # fmt: skip
+    divisible = ("C",) if channels % 16 == 0 else ()
+    return [
+        KernelSpec(f"layer norm {name}", kernel, constexprs, pointers, config["num_warps"], divisible)
+        for name, kernel in (("fwd", face._layer_norm_fwd_kernel), ("bwd", face._layer_norm_bwd_kernel))
+    ]
+
+
 OPS: dict[str, Callable[[], list[KernelSpec]]] = {
     "selective_scan": selective_scan_kernels,
     "chunk_gla": chunk_gla_kernels,
     "linear_scan": linear_scan_kernels,
     "window_gather": window_gather_kernels,
+    "layer_norm": layer_norm_kernels,
 }
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from ...core.mixers.mamba import dt_bias_init
 from ...core.scan import selective_scan
+from ...kernels.layer_norm import LayerNorm
 
 ROUTES = 4
 
@@ -106,7 +107,7 @@ class SS2D(nn.Module):
         a_log = torch.log(torch.arange(1, d_state + 1, dtype=torch.float32))
         self.A_logs = nn.Parameter(a_log.repeat(ROUTES * self.d_inner, 1))
         self.Ds = nn.Parameter(torch.ones(ROUTES * self.d_inner))
-        self.out_norm = nn.LayerNorm(self.d_inner)
+        self.out_norm = LayerNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 from timm.models._features import feature_take_indices
 from torch import nn
 
+from ...kernels.layer_norm import LayerNorm
 from .checks import check_image
 from .loading import ReportsIncompatibleKeys, unwrap_checkpoint
 from .ss2d import SS2D
@@ -44,7 +45,7 @@ class PatchifyStem(nn.Module):
         super().__init__()
         self.in_chans = in_chans
         self.conv = nn.Conv2d(in_chans, dim, kernel_size=4, stride=4)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_chans)
@@ -64,10 +65,10 @@ class ConvStem(nn.Module):
         super().__init__()
         self.in_chans = in_chans
         self.conv1 = nn.Conv2d(in_chans, dim // 2, kernel_size=3, stride=2, padding=1)
-        self.norm1 = nn.LayerNorm(dim // 2)
+        self.norm1 = LayerNorm(dim // 2)
         self.act = nn.GELU()
         self.conv2 = nn.Conv2d(dim // 2, dim, kernel_size=3, stride=2, padding=1)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_chans)
@@ -82,7 +83,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int, dim_out: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(4 * dim)
+        self.norm = LayerNorm(4 * dim)
         self.reduction = nn.Linear(4 * dim, dim_out, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +98,7 @@ class ConvDownsample(nn.Module):
     def __init__(self, dim: int, dim_out: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(dim, dim_out, kernel_size=3, stride=2, padding=1)
-        self.norm = nn.LayerNorm(dim_out)
+        self.norm = LayerNorm(dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
@@ -113,10 +114,10 @@ class VSSBlock(nn.Module):
 
     def __init__(self, dim: int, drop_path: float, mlp_ratio: float, **ss2d_args) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
         self.mixer = SS2D(dim, **ss2d_args)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim) if mlp_ratio > 0 else None
+        self.norm2 = LayerNorm(dim) if mlp_ratio > 0 else None
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU) if mlp_ratio > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -200,7 +201,7 @@ class VMamba(ReportsIncompatibleKeys, nn.Module):
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2**i, module=f"stages.{i}"))
             start += depth
         self.stages = nn.Sequential(*stages)
-        self.norm = nn.LayerNorm(dims[-1])
+        self.norm = LayerNorm(dims[-1])
         self.head = ClassifierHead(dims[-1], num_classes, pool_type=global_pool, drop_rate=drop_rate, input_fmt="NHWC")
         self.head_hidden_size = self.num_features
         self.apply(_init_weights)

@@ -1,0 +1,76 @@
+"""Benchmark ``kernels.layer_norm`` on CUDA: the Triton kernels against PyTorch's ``F.layer_norm``, and the floor.
+
+The floor is the fewest bytes the op must move over the device-to-device copy bandwidth: forward read ``x`` and
+write ``y`` (2 streams of ``[M, C]``), backward read ``x`` and ``dy`` and write ``dx`` (3 streams; the statistics
+and the parameter gradients are a few MB). Shapes: the maps VMamba-T normalises at 1024 px, batch 8 (stages 1-4:
+96-768 channels), and a LION frame's 150,000 voxels at 128 channels. Results go to
+``benchmarks/results/layer_norm_<gpu>.json``.
+
+    lrnn bench layer_norm
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+from lrnn.benchmarks.scan import copy_bandwidth, environment, median_ms, write_report
+
+SHAPES = [(524288, 96), (131072, 192), (32768, 384), (8192, 768), (150000, 128)]  # (rows M, channels C)
+FACES = ("torch", "triton")
+
+
+def time_face(face: str, x, weight, bias, dy) -> dict[str, float]:
+    """Forward and forward+backward medians (ms) of ``layer_norm`` with ``LRNN_KERNEL_BACKEND=face``."""
+    from lrnn.kernels.layer_norm import layer_norm
+
+    os.environ["LRNN_KERNEL_BACKEND"] = face
+    leaves = [t.detach().requires_grad_() for t in (x, weight, bias)]
+
+    def fwd_bwd():
+        torch.autograd.grad(layer_norm(*leaves), leaves, dy)
+
+    return {"fwd": median_ms(lambda: layer_norm(x, weight, bias)), "fwd+bwd": median_ms(fwd_bwd)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="lrnn bench layer_norm", description=__doc__.split("\n")[0])
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("lrnn bench layer_norm needs a CUDA GPU (the CPU runs the kernels only under the interpreter)")
+    device = torch.device("cuda")
+    bandwidth = copy_bandwidth(device)
+    report = {**environment(device), "copy_bandwidth_TBps": bandwidth / 1e12, "results": []}
+    print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
+    print(f"{'M x C':>12} {'dtype':>8} {'mode':>8} {'torch ms':>9} {'triton ms':>9} {'floor':>7} {'%floor':>7}  x")
+    gen = torch.Generator(device=device).manual_seed(0)
+    try:
+        for dtype_name in args.dtypes:
+            for rows, channels in SHAPES:
+                dtype = getattr(torch, dtype_name)
+                x, dy = (torch.randn(rows, channels, device=device, generator=gen).to(dtype) for _ in range(2))
+                weight, bias = (torch.randn(channels, device=device, generator=gen) for _ in range(2))
+                times = {face: time_face(face, x, weight, bias, dy) for face in FACES}
+                stream_bytes = x.numel() * x.element_size()
+                for mode, streams in (("fwd", 2), ("fwd+bwd", 5)):
+                    floor_ms = streams * stream_bytes / bandwidth * 1e3
+                    row = {"rows": rows, "channels": channels, "dtype": dtype_name, "mode": mode,
+                           "floor_ms": floor_ms, **{f"{face}_ms": times[face][mode] for face in FACES}}  # fmt: skip
+                    row["triton_fraction_of_floor"] = floor_ms / row["triton_ms"]
+                    row["speedup_vs_torch"] = row["torch_ms"] / row["triton_ms"]
+                    report["results"].append(row)
+                    print(
+                        f"{f'{rows}x{channels}':>12} {dtype_name:>8} {mode:>8} {row['torch_ms']:9.3f} "
+                        f"{row['triton_ms']:9.3f} {floor_ms:7.3f} {100 * row['triton_fraction_of_floor']:6.1f}% "
+                        f"{row['speedup_vs_torch']:6.2f}"
+                    )
+    finally:
+        os.environ.pop("LRNN_KERNEL_BACKEND", None)
+    write_report(report, "layer_norm", args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()
