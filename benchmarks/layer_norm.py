@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
             for rows, channels in SHAPES:
                 dtype = getattr(torch, dtype_name)
                 x, dy = (torch.randn(rows, channels, device=device, generator=gen).to(dtype) for _ in range(2))
-                weight, bias = (torch.randn(channels, device=device, generator=gen) for _ in range(2))
+                weight, bias = (torch.randn(channels, device=device, generator=gen).to(dtype) for _ in range(2))
                 times = {face: time_face(face, x, weight, bias, dy) for face in FACES}
                 stream_bytes = x.numel() * x.element_size()
                 for mode, streams in (("fwd", 2), ("fwd+bwd", 5)):

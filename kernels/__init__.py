@@ -1,1 +1,1 @@
-"""Fused Triton kernels the domain heads need beyond the scan primitives (short convolutions, gathers)."""
+"""Fused Triton kernels the domain heads need beyond the scan primitives (short convolutions, gathers, norms)."""

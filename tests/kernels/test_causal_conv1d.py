@@ -71,7 +71,8 @@ CASES = list(itertools.product([2, 3, 4], [False, True], [None, "silu"], [False,
 
 
 def check_face(backend, device, monkeypatch, *, shape, width, with_bias, activation, with_h0, dtype, seed):
-    """Output, final state and every gradient (through both outputs) against the float64 reference."""
+    """Output, final state and every gradient (through both outputs) against the float64 reference, computed on
+    the same device."""
     monkeypatch.setenv("LRNN_KERNEL_BACKEND", backend)
     x, weight, bias, h0 = make_inputs(shape, width, with_bias, with_h0, dtype, seed)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -86,10 +87,12 @@ def check_face(backend, device, monkeypatch, *, shape, width, with_bias, activat
     loss = (y.float() * grad_y.to(device)).sum() + (final.float() * grad_final.to(device)).sum()
     grads = dict(zip(names, torch.autograd.grad(loss, [leaves[n] for n in names]), strict=True))
 
-    ref_leaves = {name: inputs[name].double().requires_grad_() for name in names}
+    ref_leaves = {name: inputs[name].to(device, torch.float64).requires_grad_() for name in names}
     ref_kw = {name: ref_leaves.get(name) for name in inputs}
     y_ref, final_ref = causal_conv1d_reference(**ref_kw, activation=activation, output_final_state=True)
-    ref_loss = (y_ref * grad_y.double()).sum() + (final_ref * grad_final.double()).sum()
+    ref_loss = (y_ref * grad_y.to(device, torch.float64)).sum() + (
+        final_ref * grad_final.to(device, torch.float64)
+    ).sum()
     ref_grads = dict(zip(names, torch.autograd.grad(ref_loss, [ref_leaves[n] for n in names]), strict=True))
 
     assert y.dtype == dtype and y.shape == shape and final.dtype == dtype

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lrnn.kernels.layer_norm import LayerNorm, layer_norm
+from lrnn.kernels.layer_norm import norm as norm_module
 from lrnn.kernels.layer_norm import triton as triton_face
 from lrnn.kernels.layer_norm.op import layer_norm_bwd, layer_norm_fwd
 
@@ -197,3 +198,17 @@ def test_kernels_compile_for_the_h100():
     done = subprocess.run([sys.executable, "-c", COMPILE_FOR_H100], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == "", f"failed to compile for sm_90:\n{done.stdout}"
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_cuda_default_is_the_triton_forward_without_gradients(monkeypatch, grad):
+    """Inference takes the Triton forward on CUDA; training keeps ``F.layer_norm`` until the Triton backward beats
+    it (``benchmarks/NOTES.md``)."""
+    asked = []
+    monkeypatch.setattr(
+        norm_module, "kernel_backend", lambda device, cuda_default: asked.append(cuda_default) or "torch"
+    )
+    weight = torch.ones(8, requires_grad=True)
+    with torch.set_grad_enabled(grad):
+        layer_norm(torch.randn(3, 8), weight)
+    assert asked == ["torch" if grad else "triton"]
