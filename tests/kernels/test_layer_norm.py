@@ -1,10 +1,6 @@
 """layer_norm: the Triton face against F.layer_norm in float64 with gradients, the drop-in module, autocast's
 dtype, compile and opcheck, errors."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,26 +174,9 @@ def test_triton_on_cuda_at_size(monkeypatch, dtype, channels):
     check_against_float64("cuda", (8, 8811, channels), dtype, True, seed=channels)
 
 
-COMPILE_FOR_H100 = """
-from lrnn.benchmarks.kernel_sass import compile_for_sm90, layer_norm_kernels, signature
-for channels in (1, 48, 96, 100, 384, 768, 1536):
-    for dtype in ("bf16", "fp16", "fp32"):
-        for spec in layer_norm_kernels(channels, dtype):
-            types = signature(spec.kernel, spec.constexprs, spec.pointers, "*" + dtype)
-            try:
-                compile_for_sm90(spec.kernel, types, spec.constexprs, spec.num_warps, spec.divisible)
-            except Exception as error:
-                print(spec.name, channels, dtype, type(error).__name__)
-"""
-
-
-def test_kernels_compile_for_the_h100():
-    """Both kernels compile for sm_90 at the launch configurations of every channel count the models use. A
-    subprocess, because the kernels are compiled only with ``TRITON_INTERPRET`` unset."""
-    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", COMPILE_FOR_H100], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout == "", f"failed to compile for sm_90:\n{done.stdout}"
+def test_kernels_compile_for_the_h100(compiles_for_the_h100):
+    """Both kernels compile for sm_90 at the launch configurations of every channel count the models use."""
+    compiles_for_the_h100("layer_norm_kernels", (1, 48, 96, 100, 384, 768, 1536), ("bf16", "fp16", "fp32"))
 
 
 @pytest.mark.parametrize("grad", [False, True])

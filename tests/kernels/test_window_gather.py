@@ -1,10 +1,6 @@
 """window_gather / window_scatter: both faces against float64 selection matrices, padding gradients, round trips,
 compile and opcheck, errors."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from lrnn.kernels.window_gather import triton as triton_face
@@ -258,24 +254,7 @@ def test_triton_on_cuda_at_size(monkeypatch, dtype):
                 index_dtype=torch.int64, seed=11)  # fmt: skip
 
 
-COMPILE_FOR_H100 = """
-from lrnn.benchmarks.kernel_sass import compile_for_sm90, signature, window_gather_kernels
-for channels in (48, 100, 128):
-    for dtype in ("bf16", "fp16", "fp32", "fp64"):
-        for spec in window_gather_kernels(channels, dtype):
-            types = signature(spec.kernel, spec.constexprs, spec.pointers, "*" + dtype)
-            try:
-                compile_for_sm90(spec.kernel, types, spec.constexprs, spec.num_warps, spec.divisible)
-            except Exception as error:
-                print(spec.name, channels, dtype, type(error).__name__)
-"""
-
-
-def test_kernels_compile_for_the_h100():
+def test_kernels_compile_for_the_h100(compiles_for_the_h100):
     """Both kernels compile for sm_90 as a launch there specialises them (aligned pointers, ``C`` a multiple of 16):
-    Triton 3.6 once rejected the backward only there, which the interpreter cannot show. A subprocess, because the
-    kernels are compiled only with ``TRITON_INTERPRET`` unset."""
-    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", COMPILE_FOR_H100], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout == "", f"failed to compile for sm_90:\n{done.stdout}"
+    Triton 3.6 once rejected the backward only there, which the interpreter cannot show."""
+    compiles_for_the_h100("window_gather_kernels", (48, 100, 128), ("bf16", "fp16", "fp32", "fp64"))
