@@ -1,5 +1,6 @@
 # make demo / make test: create .venv if missing, install lrnn editable with every extra and the speech evaluation (once, and again
-# only when pyproject.toml or setup.py change), then run the demo or the test suite.
+# only when pyproject.toml or setup.py change), then run the demo or the test suite (two pytest-xdist workers: most tests
+# are single-threaded Python under the Triton interpreter, so two cores run two of them at once).
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.lrnn-installed
@@ -10,7 +11,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lrnn demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2
 
 install: $(STAMP)
 
