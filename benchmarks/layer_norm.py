@@ -7,6 +7,7 @@ and the parameter gradients are a few MB). Shapes: the maps VMamba-T normalises 
 ``benchmarks/results/layer_norm_<gpu>.json``.
 
     lrnn bench layer_norm
+    lrnn bench layer_norm --profile   # and the GPU kernels of the Triton face's forward+backward per shape
 """
 
 import argparse
@@ -14,14 +15,15 @@ import os
 from pathlib import Path
 
 import torch
-from lrnn.benchmarks.scan import copy_bandwidth, environment, median_ms, write_report
+from lrnn.benchmarks.scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
 
 SHAPES = [(524288, 96), (131072, 192), (32768, 384), (8192, 768), (150000, 128)]  # (rows M, channels C)
 FACES = ("torch", "triton")
 
 
-def time_face(face: str, x, weight, bias, dy) -> dict[str, float]:
-    """Forward and forward+backward medians (ms) of ``layer_norm`` with ``LRNN_KERNEL_BACKEND=face``."""
+def time_face(face: str, x, weight, bias, dy, profile: bool = False) -> dict:
+    """Forward and forward+backward medians (ms) of ``layer_norm`` with ``LRNN_KERNEL_BACKEND=face``, and with
+    ``profile`` the GPU kernels of one forward+backward (``kernels``), which tell kernel time from host time."""
     from lrnn.kernels.layer_norm import layer_norm
 
     os.environ["LRNN_KERNEL_BACKEND"] = face
@@ -30,12 +32,14 @@ def time_face(face: str, x, weight, bias, dy) -> dict[str, float]:
     def fwd_bwd():
         torch.autograd.grad(layer_norm(*leaves), leaves, dy)
 
-    return {"fwd": median_ms(lambda: layer_norm(x, weight, bias)), "fwd+bwd": median_ms(fwd_bwd)}
+    times = {"fwd": median_ms(lambda: layer_norm(x, weight, bias)), "fwd+bwd": median_ms(fwd_bwd)}
+    return {**times, "kernels": kernel_times(fwd_bwd)} if profile else times
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench layer_norm", description=__doc__.split("\n")[0])
     parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16"], default=["float32", "bfloat16"])
+    parser.add_argument("--profile", action="store_true", help="also list the Triton face's kernels per shape")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -52,7 +56,15 @@ def main(argv: list[str] | None = None) -> dict:
                 dtype = getattr(torch, dtype_name)
                 x, dy = (torch.randn(rows, channels, device=device, generator=gen).to(dtype) for _ in range(2))
                 weight, bias = (torch.randn(channels, device=device, generator=gen).to(dtype) for _ in range(2))
-                times = {face: time_face(face, x, weight, bias, dy) for face in FACES}
+                times = {
+                    face: time_face(face, x, weight, bias, dy, args.profile and face == "triton") for face in FACES
+                }
+                if args.profile:
+                    kernels = times["triton"].pop("kernels")
+                    profile = {"rows": rows, "channels": channels, "dtype": dtype_name, "kernels": kernels}
+                    report.setdefault("profiles", []).append(profile)
+                    for kernel in kernels[:4]:
+                        print(f"{'':>12} {kernel['ms']:8.3f} ms x{kernel['calls']:<4g} {kernel['kernel'][:70]}")
                 stream_bytes = x.numel() * x.element_size()
                 for mode, streams in (("fwd", 2), ("fwd+bwd", 5)):
                     floor_ms = streams * stream_bytes / bandwidth * 1e3
