@@ -10,11 +10,10 @@ at dim 128), bfloat16, kernel width 4, SiLU. Results go to ``benchmarks/results/
 """
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
-from lrnn.benchmarks.scan import copy_bandwidth, environment, median_ms, write_report
+from lrnn.benchmarks.scan import against_floor, copy_bandwidth, environment, forced_face, median_ms, write_report
 
 SHAPES = [(8, 4096, 3072), (256, 4096, 256)]
 WIDTH = 4
@@ -33,17 +32,17 @@ def time_face(face: str, x, weight, bias, dy, reverse: bool) -> dict[str, float]
     """Forward and forward+backward medians (ms) of ``causal_conv1d`` with ``LRNN_KERNEL_BACKEND=face``."""
     from lrnn.kernels.causal_conv1d import causal_conv1d
 
-    os.environ["LRNN_KERNEL_BACKEND"] = face
     leaves = [t.detach().requires_grad_() for t in (x, weight, bias)]
 
     def fwd_bwd():
         y, _ = causal_conv1d(*leaves, "silu", reverse=reverse)
         torch.autograd.grad(y, leaves, dy)
 
-    return {
-        "fwd": median_ms(lambda: causal_conv1d(x, weight, bias, "silu", reverse=reverse)),
-        "fwd+bwd": median_ms(fwd_bwd),
-    }
+    with forced_face("LRNN_KERNEL_BACKEND", face):
+        return {
+            "fwd": median_ms(lambda: causal_conv1d(x, weight, bias, "silu", reverse=reverse)),
+            "fwd+bwd": median_ms(fwd_bwd),
+        }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,32 +59,20 @@ def main(argv: list[str] | None = None) -> dict:
     report = {**environment(device), "copy_bandwidth_TBps": bandwidth / 1e12, "width": WIDTH, "results": []}
     print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
     print(f"{'shape':>14} {'reverse':>7} {'mode':>8} {'torch ms':>9} {'triton ms':>9} {'floor':>7} {'%floor':>7}  x")
-    previous = os.environ.get("LRNN_KERNEL_BACKEND")
-    try:
-        for shape in SHAPES:
-            x, weight, bias, dy = conv_inputs(shape, dtype, device)
-            stream_bytes = x.numel() * x.element_size()
-            floors = {"fwd": 2 * stream_bytes, "fwd+bwd": 5 * stream_bytes}
-            for reverse in (False, True):
-                times = {face: time_face(face, x, weight, bias, dy, reverse) for face in FACES}
-                for mode, floor in floors.items():
-                    floor_ms = floor / bandwidth * 1e3
-                    row = {"shape": list(shape), "dtype": args.dtype, "reverse": reverse, "mode": mode,
-                           "floor_ms": floor_ms, **{f"{face}_ms": times[face][mode] for face in FACES}}  # fmt: skip
-                    row["triton_fraction_of_floor"] = floor_ms / row["triton_ms"]
-                    row["speedup_vs_torch"] = row["torch_ms"] / row["triton_ms"]
-                    report["results"].append(row)
-                    print(
-                        f"{'x'.join(map(str, shape)):>14} {str(reverse):>7} {mode:>8} {row['torch_ms']:9.3f} "
-                        f"{row['triton_ms']:9.3f} {floor_ms:7.3f} {100 * row['triton_fraction_of_floor']:6.1f}% "
-                        f"{row['speedup_vs_torch']:6.2f}"
-                    )
-            del x, weight, bias, dy
-            torch.cuda.empty_cache()
-    finally:
-        os.environ.pop("LRNN_KERNEL_BACKEND", None)
-        if previous is not None:
-            os.environ["LRNN_KERNEL_BACKEND"] = previous
+    for shape in SHAPES:
+        x, weight, bias, dy = conv_inputs(shape, dtype, device)
+        stream_bytes = x.numel() * x.element_size()
+        floors = {"fwd": 2 * stream_bytes, "fwd+bwd": 5 * stream_bytes}
+        for reverse in (False, True):
+            times = {face: time_face(face, x, weight, bias, dy, reverse) for face in FACES}
+            for mode, floor in floors.items():
+                floor_ms = floor / bandwidth * 1e3
+                row = {"shape": list(shape), "dtype": args.dtype, "reverse": reverse, "mode": mode}
+                columns = against_floor(row, times, mode, floor_ms)
+                report["results"].append(row)
+                print(f"{'x'.join(map(str, shape)):>14} {str(reverse):>7} {mode:>8} {columns}")
+        del x, weight, bias, dy
+        torch.cuda.empty_cache()
     write_report(report, "causal_conv1d", args.out)
     return report
 

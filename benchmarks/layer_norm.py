@@ -11,11 +11,18 @@ and the parameter gradients are a few MB). Shapes: the maps VMamba-T normalises 
 """
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
-from lrnn.benchmarks.scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
+from lrnn.benchmarks.scan import (
+    against_floor,
+    copy_bandwidth,
+    environment,
+    forced_face,
+    kernel_times,
+    median_ms,
+    write_report,
+)
 
 SHAPES = [(524288, 96), (131072, 192), (32768, 384), (8192, 768), (150000, 128)]  # (rows M, channels C)
 FACES = ("torch", "triton")
@@ -26,14 +33,14 @@ def time_face(face: str, x, weight, bias, dy, profile: bool = False) -> dict:
     ``profile`` the GPU kernels of one forward+backward (``kernels``), which tell kernel time from host time."""
     from lrnn.kernels.layer_norm import layer_norm
 
-    os.environ["LRNN_KERNEL_BACKEND"] = face
     leaves = [t.detach().requires_grad_() for t in (x, weight, bias)]
 
     def fwd_bwd():
         torch.autograd.grad(layer_norm(*leaves), leaves, dy)
 
-    times = {"fwd": median_ms(lambda: layer_norm(x, weight, bias)), "fwd+bwd": median_ms(fwd_bwd)}
-    return {**times, "kernels": kernel_times(fwd_bwd)} if profile else times
+    with forced_face("LRNN_KERNEL_BACKEND", face):
+        times = {"fwd": median_ms(lambda: layer_norm(x, weight, bias)), "fwd+bwd": median_ms(fwd_bwd)}
+        return {**times, "kernels": kernel_times(fwd_bwd)} if profile else times
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -50,36 +57,25 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
     print(f"{'M x C':>12} {'dtype':>8} {'mode':>8} {'torch ms':>9} {'triton ms':>9} {'floor':>7} {'%floor':>7}  x")
     gen = torch.Generator(device=device).manual_seed(0)
-    try:
-        for dtype_name in args.dtypes:
-            for rows, channels in SHAPES:
-                dtype = getattr(torch, dtype_name)
-                x, dy = (torch.randn(rows, channels, device=device, generator=gen).to(dtype) for _ in range(2))
-                weight, bias = (torch.randn(channels, device=device, generator=gen).to(dtype) for _ in range(2))
-                times = {
-                    face: time_face(face, x, weight, bias, dy, args.profile and face == "triton") for face in FACES
-                }
-                if args.profile:
-                    kernels = times["triton"].pop("kernels")
-                    profile = {"rows": rows, "channels": channels, "dtype": dtype_name, "kernels": kernels}
-                    report.setdefault("profiles", []).append(profile)
-                    for kernel in kernels[:4]:
-                        print(f"{'':>12} {kernel['ms']:8.3f} ms x{kernel['calls']:<4g} {kernel['kernel'][:70]}")
-                stream_bytes = x.numel() * x.element_size()
-                for mode, streams in (("fwd", 2), ("fwd+bwd", 5)):
-                    floor_ms = streams * stream_bytes / bandwidth * 1e3
-                    row = {"rows": rows, "channels": channels, "dtype": dtype_name, "mode": mode,
-                           "floor_ms": floor_ms, **{f"{face}_ms": times[face][mode] for face in FACES}}  # fmt: skip
-                    row["triton_fraction_of_floor"] = floor_ms / row["triton_ms"]
-                    row["speedup_vs_torch"] = row["torch_ms"] / row["triton_ms"]
-                    report["results"].append(row)
-                    print(
-                        f"{f'{rows}x{channels}':>12} {dtype_name:>8} {mode:>8} {row['torch_ms']:9.3f} "
-                        f"{row['triton_ms']:9.3f} {floor_ms:7.3f} {100 * row['triton_fraction_of_floor']:6.1f}% "
-                        f"{row['speedup_vs_torch']:6.2f}"
-                    )
-    finally:
-        os.environ.pop("LRNN_KERNEL_BACKEND", None)
+    for dtype_name in args.dtypes:
+        for rows, channels in SHAPES:
+            dtype = getattr(torch, dtype_name)
+            x, dy = (torch.randn(rows, channels, device=device, generator=gen).to(dtype) for _ in range(2))
+            weight, bias = (torch.randn(channels, device=device, generator=gen).to(dtype) for _ in range(2))
+            times = {face: time_face(face, x, weight, bias, dy, args.profile and face == "triton") for face in FACES}
+            if args.profile:
+                kernels = times["triton"].pop("kernels")
+                profile = {"rows": rows, "channels": channels, "dtype": dtype_name, "kernels": kernels}
+                report.setdefault("profiles", []).append(profile)
+                for kernel in kernels[:4]:
+                    print(f"{'':>12} {kernel['ms']:8.3f} ms x{kernel['calls']:<4g} {kernel['kernel'][:70]}")
+            stream_bytes = x.numel() * x.element_size()
+            for mode, streams in (("fwd", 2), ("fwd+bwd", 5)):
+                floor_ms = streams * stream_bytes / bandwidth * 1e3
+                row = {"rows": rows, "channels": channels, "dtype": dtype_name, "mode": mode}
+                columns = against_floor(row, times, mode, floor_ms)
+                report["results"].append(row)
+                print(f"{f'{rows}x{channels}':>12} {dtype_name:>8} {mode:>8} {columns}")
     write_report(report, "layer_norm", args.out)
     return report
 

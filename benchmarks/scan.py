@@ -12,8 +12,10 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
 """
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -36,6 +38,34 @@ def median_ms(fn) -> float:
     import triton.testing
 
     return triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median")
+
+
+@contextlib.contextmanager
+def forced_face(variable: str, face: str):
+    """Runs the block with the environment variable ``variable`` (``LRNN_SCAN_BACKEND`` or ``LRNN_KERNEL_BACKEND``)
+    set to ``face``, then restores what it was before (unset if it was unset)."""
+    previous = os.environ.get(variable)
+    os.environ[variable] = face
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+
+
+def against_floor(row: dict, times: dict[str, dict[str, float]], mode: str, floor_ms: float) -> str:
+    """Completes a row of a Triton-against-PyTorch benchmark (``times[face][mode]`` in ms for the faces ``torch``
+    and ``triton``): both times, the floor, the Triton face's fraction of the floor and its speedup over the torch
+    face. Returns those columns as the benchmarks print them."""
+    row.update({"floor_ms": floor_ms, "torch_ms": times["torch"][mode], "triton_ms": times["triton"][mode]})
+    row["triton_fraction_of_floor"] = floor_ms / row["triton_ms"]
+    row["speedup_vs_torch"] = row["torch_ms"] / row["triton_ms"]
+    return (
+        f"{row['torch_ms']:9.3f} {row['triton_ms']:9.3f} {floor_ms:7.3f} "
+        f"{100 * row['triton_fraction_of_floor']:6.1f}% {row['speedup_vs_torch']:6.2f}"
+    )
 
 
 def kernel_times(fn, repeats: int = 10) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
+from .scan import copy_bandwidth, environment, forced_face, kernel_times, median_ms, write_report
 
 SHAPES = {  # name: (B, T, D, G, N)
     "vim_s": (5120, 197, 768, 1, 16),
@@ -48,11 +48,8 @@ def floor_bytes(batch, steps, channels, groups, state_size, size) -> dict[str, i
 
 def time_face(backend: str, x: dict) -> dict[str, float]:
     """Forward and forward+backward of ``selective_scan`` with ``LRNN_SCAN_BACKEND=backend``."""
-    import os
-
     from lrnn.core.scan import selective_scan
 
-    os.environ["LRNN_SCAN_BACKEND"] = backend
     leaves = {k: v.detach().requires_grad_() for k, v in x.items()}
     dy = torch.randn_like(x["u"])
 
@@ -61,14 +58,13 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
         torch.autograd.grad(y, list(leaves.values()), dy)
 
     try:
-        with torch.no_grad():
-            fwd = median_ms(lambda: selective_scan(**x, dt_softplus=True))
-        return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd)}
+        with forced_face("LRNN_SCAN_BACKEND", backend):
+            with torch.no_grad():
+                fwd = median_ms(lambda: selective_scan(**x, dt_softplus=True))
+            return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd)}
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return {}
-    finally:
-        del os.environ["LRNN_SCAN_BACKEND"]
 
 
 SWEEP_SHAPES = {"lion_b32": (32, 4096, 768, 1, 16), "vmamba_routes_b40": (40, 3136, 768, 4, 1)}

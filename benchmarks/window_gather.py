@@ -13,12 +13,11 @@ alone. Results go to ``benchmarks/results/window_gather_<gpu>.json``.
 """
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from .scan import copy_bandwidth, environment, kernel_times, median_ms, write_report
+from .scan import copy_bandwidth, environment, forced_face, kernel_times, median_ms, write_report
 
 COUNTS = (39000, 37000, 38000, 36000)  # voxels per sample, 150,000 in all
 SPATIAL_SHAPE, WINDOW, GROUP_SIZE, CHANNELS = (32, 468, 468), (13, 13, 32), 4096, 128
@@ -53,13 +52,10 @@ def floor_bytes(voxels: int, slots: int, size: int) -> dict[str, dict[str, int]]
 
 def time_face(backend: str, op, src: torch.Tensor, index: torch.Tensor, grad: torch.Tensor) -> dict[str, float]:
     """Forward and forward+backward medians (ms) of ``op(src, index)`` with ``LRNN_KERNEL_BACKEND=backend``."""
-    os.environ["LRNN_KERNEL_BACKEND"] = backend
     leaf = src.detach().requires_grad_()
-    try:
+    with forced_face("LRNN_KERNEL_BACKEND", backend):
         fwd = median_ms(lambda: op(src, index))
         return {"fwd": fwd, "fwd+bwd": median_ms(lambda: torch.autograd.grad(op(leaf, index), leaf, grad))}
-    finally:
-        del os.environ["LRNN_KERNEL_BACKEND"]
 
 
 def sort_ms(index: torch.Tensor, num_rows: int) -> float:
@@ -74,11 +70,8 @@ def profile_gather(index: torch.Tensor, voxels: int) -> list[dict]:
 
     features = torch.randn(voxels, CHANNELS, device=index.device, dtype=torch.bfloat16, requires_grad=True)
     grad = torch.randn(len(index), CHANNELS, device=index.device, dtype=torch.bfloat16)
-    os.environ["LRNN_KERNEL_BACKEND"] = "triton"
-    try:
+    with forced_face("LRNN_KERNEL_BACKEND", "triton"):
         rows = kernel_times(lambda: torch.autograd.grad(window_gather(features, index), features, grad))
-    finally:
-        del os.environ["LRNN_KERNEL_BACKEND"]
     for row in rows:
         print(f"{row['ms']:10.3f}  x{row['calls']:<4g} {row['kernel'][:100]}")
     return rows
