@@ -27,16 +27,26 @@ def _check_inputs(x: object, weight: object, bias: object) -> None:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
 
 
-def _output_dtype(x: torch.Tensor) -> torch.dtype:
-    """``F.layer_norm``'s: float32 for 16-bit inputs under CUDA's autocast, whose float32 list holds LayerNorm
-    (the CPU's does not)."""
+def _output_dtype(x: torch.Tensor, to_autocast_dtype: bool) -> torch.dtype:
+    """The autocast dtype when asked and autocast is on for ``x``'s device; else ``F.layer_norm``'s: float32 for
+    16-bit inputs under CUDA's autocast, whose float32 list holds LayerNorm (the CPU's does not)."""
+    if (
+        to_autocast_dtype
+        and torch.amp.is_autocast_available(x.device.type)
+        and torch.is_autocast_enabled(x.device.type)
+    ):
+        return torch.get_autocast_dtype(x.device.type)
     if x.dtype in (torch.float16, torch.bfloat16) and x.is_cuda and torch.is_autocast_enabled("cuda"):
         return torch.float32
     return x.dtype
 
 
 def layer_norm(
-    x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, eps: float = 1e-5
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    to_autocast_dtype: bool = False,
 ) -> torch.Tensor:
     """LayerNorm over the last dimension: ``(x - mean) / sqrt(var + eps) * weight + bias`` per row, the biased
     variance, as ``F.layer_norm(x, (C,), weight, bias, eps)``.
@@ -45,10 +55,14 @@ def layer_norm(
         x: ``[..., C]``, float32, bfloat16, float16 or float64; any leading shape (``[B, H, W, C]`` maps,
             ``[N, C]`` voxels, ``[B, L, C]`` tokens).
         weight, bias: ``[C]`` or None.
+        to_autocast_dtype: under autocast, return ``y`` in the autocast dtype (bfloat16, say) instead of float32:
+            for a norm whose only consumer is a matmul or conv, which would cast it anyway. The Triton face then
+            writes 2 bytes an element where it wrote 4, and the cast kernel is gone.
 
     Returns:
-        ``y`` of ``x``'s shape and dtype (float32 for 16-bit inputs under CUDA autocast, as ``F.layer_norm``), with
-        float32 statistics; gradients flow to ``x``, ``weight`` and ``bias``.
+        ``y`` of ``x``'s shape and dtype (float32 for 16-bit inputs under CUDA autocast, as ``F.layer_norm``;
+        the autocast dtype with ``to_autocast_dtype``), with float32 statistics; gradients flow to ``x``,
+        ``weight`` and ``bias``.
 
     Backends: on CUDA without gradients, the Triton forward (many rows a program, where PyTorch's gives each row a
     thread block: 5.7x faster at 96 channels on the H100, ``lrnn bench layer_norm``); ``F.layer_norm`` when a
@@ -57,21 +71,27 @@ def layer_norm(
     ``TRITON_INTERPRET=1``).
     """
     _check_inputs(x, weight, bias)
-    channels = x.shape[-1]
+    channels, out_dtype = x.shape[-1], _output_dtype(x, to_autocast_dtype)
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     cuda_default = "torch" if needs_grad else "triton"
     if kernel_backend(x.device, cuda_default) == "torch" or x.dtype == torch.float64 or x.numel() == 0:
-        return F.layer_norm(x, (channels,), weight, bias, eps)
+        return F.layer_norm(x, (channels,), weight, bias, eps).to(out_dtype)
     params = [None if t is None else t.contiguous() for t in (weight, bias)]
-    y, _, _ = layer_norm_fwd(x.reshape(-1, channels).contiguous(), *params, float(eps), _output_dtype(x))
+    y, _, _ = layer_norm_fwd(x.reshape(-1, channels).contiguous(), *params, float(eps), out_dtype)
     return y.view(x.shape)
 
 
 class LayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` (same parameters, state dict and numbers) that runs ``layer_norm`` when it normalises one
-    trailing dimension, so checkpoints of either load into the other."""
+    trailing dimension, so checkpoints of either load into the other. ``to_autocast_dtype=True`` returns the
+    autocast dtype under autocast (``layer_norm``'s argument): for pre-norms that feed a linear layer."""
+
+    def __init__(self, normalized_shape, *args, to_autocast_dtype: bool = False, **kwargs) -> None:
+        super().__init__(normalized_shape, *args, **kwargs)
+        self.to_autocast_dtype = to_autocast_dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.normalized_shape) != 1:
-            return super().forward(x)
-        return layer_norm(x, self.weight, self.bias, self.eps)
+            y = super().forward(x)
+            return y.to(_output_dtype(y, self.to_autocast_dtype))
+        return layer_norm(x, self.weight, self.bias, self.eps, self.to_autocast_dtype)

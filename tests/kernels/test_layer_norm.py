@@ -109,6 +109,24 @@ def test_autocast_gives_f_layer_norms_dtype(monkeypatch, small_tiles, device, dt
     assert got.dtype == (torch.float32 if ON_GPU else dtype)
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_to_autocast_dtype_is_f_layer_norm_rounded_once(monkeypatch, small_tiles, device, backend):
+    """With ``to_autocast_dtype`` both faces return the autocast dtype under autocast, equal to ``F.layer_norm``'s
+    float32 result cast to it (what the next linear layer would have done), and the usual dtype outside autocast."""
+    monkeypatch.setenv("LRNN_KERNEL_BACKEND", backend)
+    torch.manual_seed(3)
+    norm = LayerNorm(24, to_autocast_dtype=True).to(device)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(7, 24, device=device) * 4
+    with torch.autocast(device.type, dtype=torch.bfloat16):
+        got = norm(x)
+    want = F.layer_norm(x, (24,), norm.weight, norm.bias).to(torch.bfloat16)
+    assert got.dtype == torch.bfloat16
+    within_one_rounding = dict(rtol=0, atol=0) if backend == "torch" else dict(rtol=8e-3, atol=1e-5)
+    torch.testing.assert_close(got, want, **within_one_rounding)
+    assert norm(x).dtype == torch.float32
+
+
 class _NormBlock(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()

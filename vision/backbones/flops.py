@@ -7,6 +7,9 @@
   state-spaces/mamba#110 that VMamba's fvcore handle uses (discretising ``A`` and ``B``, updating and reading the
   state, and the ``D u`` skip). FlopCounterMode cannot see it (a custom op on CUDA, elementwise ops on the CPU),
   so it is counted from the shapes reaching each ``SS2D`` and ``Mamba`` module;
+* ``SS2D``'s ``dt`` projection: ``B L E R`` a route, as fvcore counts its per-route einsum. SS2D runs both routes of
+  a pair as one matmul against a block-diagonal weight, whose zero blocks FlopCounterMode counts as well
+  (``2 B L E R`` a pair); those are taken off;
 * elementwise ops (activations, gates, softplus), the cross-scan and the global average pool (37,632 for
   VMamba-T, under 1e-4 G) count nothing, as in fvcore.
 
@@ -32,10 +35,13 @@ def _layer_norm_flops(input_shape, normalized_shape, weight_shape, *args, out_sh
     return numel * (5 if weight_shape is not None else 4)
 
 
-def _scan_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
-    """The selective scans one ``SS2D`` (``x [B, H, W, C]``) or ``Mamba`` mixer (``x [B, L, C]``) runs."""
+def _uncounted_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """What FlopCounterMode misses in one ``SS2D`` (``x [B, H, W, C]``) or ``Mamba`` mixer (``x [B, L, C]``): its
+    selective scans, less, in SS2D, the multiply-adds by the zero blocks of its ``dt`` projections."""
     if isinstance(module, SS2D):
-        return selective_scan_flops(x.shape[0], x.shape[1] * x.shape[2], ROUTES * module.d_inner, module.d_state)
+        batch, steps = x.shape[0], x.shape[1] * x.shape[2]
+        zero_blocks = ROUTES * batch * steps * module.d_inner * module.dt_rank
+        return selective_scan_flops(batch, steps, ROUTES * module.d_inner, module.d_state) - zero_blocks
     directions = 2 if module.bidirectional else 1
     return directions * selective_scan_flops(x.shape[0], x.shape[1], module.d_inner, module.d_state)
 
@@ -43,9 +49,9 @@ def _scan_flops(module: torch.nn.Module, x: torch.Tensor) -> int:
 def count_flops(model: torch.nn.Module, input_size: tuple[int, int, int] = (3, 224, 224), batch_size: int = 1) -> int:
     """FLOPs of ``model(x)`` for ``x [batch_size, *input_size]`` on the model's device, in the convention above."""
     device = next(model.parameters()).device
-    scans = []
+    uncounted = []
     hooks = [
-        module.register_forward_pre_hook(lambda module, args: scans.append(_scan_flops(module, args[0])))
+        module.register_forward_pre_hook(lambda module, args: uncounted.append(_uncounted_flops(module, args[0])))
         for module in model.modules()
         if isinstance(module, SS2D | Mamba)
     ]
@@ -59,4 +65,4 @@ def count_flops(model: torch.nn.Module, input_size: tuple[int, int, int] = (3, 2
             hook.remove()
     counts = counter.get_flop_counts()["Global"]
     multiply_adds = sum(count for op, count in counts.items() if op is not layer_norm) // 2
-    return multiply_adds + counts.get(layer_norm, 0) + sum(scans)
+    return multiply_adds + counts.get(layer_norm, 0) + sum(uncounted)

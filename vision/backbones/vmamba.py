@@ -110,14 +110,15 @@ DOWNSAMPLES = {"v1": PatchMerging, "v3": ConvDownsample}
 
 class VSSBlock(nn.Module):
     """``[B, H, W, C]`` -> same: an SS2D branch and, when ``mlp_ratio > 0``, an MLP branch, both pre-norm residual
-    with the same drop-path rate."""
+    with the same drop-path rate. Under autocast the residual stream stays float32 and the pre-norms return the
+    autocast dtype, which their linear layers would cast to anyway."""
 
     def __init__(self, dim: int, drop_path: float, mlp_ratio: float, **ss2d_args) -> None:
         super().__init__()
-        self.norm = LayerNorm(dim)
+        self.norm = LayerNorm(dim, to_autocast_dtype=True)
         self.mixer = SS2D(dim, **ss2d_args)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = LayerNorm(dim) if mlp_ratio > 0 else None
+        self.norm2 = LayerNorm(dim, to_autocast_dtype=True) if mlp_ratio > 0 else None
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU) if mlp_ratio > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
