@@ -117,7 +117,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="lrnn bench selective_scan", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     parser.add_argument("--sweep", action="store_true", help="only time the fused kernels' tile configurations")
-    parser.add_argument("--profile", action="store_true", help="also list each kernel's time at LION's size")
+    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES), help="shapes to time")
+    parser.add_argument(
+        "--profile",
+        nargs="*",
+        choices=list(SHAPES),
+        default=None,
+        help="also list each kernel's time at these of the timed shapes (lion when none is named)",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
@@ -131,7 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
         write_report(report, "selective_scan_sweep", args.out)
         return report
     print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7}")
-    for name, shape in SHAPES.items():
+    profiled = set(args.profile or ["lion"]) if args.profile is not None else set()
+    for name in args.shapes:
+        shape = SHAPES[name]
         x = inputs(*shape, torch.bfloat16, device)
         floors = floor_bytes(*shape, 2)
         for backend, face in (("triton", "fused"), ("torch", "composite")):
@@ -140,8 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
                 row = {"shape": name, "B_T_D_G_N": shape, "face": face, "mode": mode, "ms": ms, "floor_ms": floor_ms}
                 report["results"].append(row)
                 print(f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}%")
-        if args.profile and name == "lion":
-            report["profile"] = profile_fused(x)
+        if name in profiled:
+            print(f"{name}: the fused forward+backward's kernels")
+            report.setdefault("profile", {})[name] = profile_fused(x)
         del x
         torch.cuda.empty_cache()
     write_report(report, "selective_scan", args.out)
