@@ -216,9 +216,10 @@ def linear_scan_kernels() -> list[KernelSpec]:
         ("fwd", lookback._lookback_fwd_kernel, {"HAS_H0": False, "h0_ptr": None}),
         ("bwd", lookback._lookback_bwd_kernel, {"HAS_H0": False, "HAS_DHT": False, "h0_ptr": None, "dht_ptr": None}),
     ):
-        config = lookback.LOOKBACK_CONFIG
-        constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, "REVERSE": False, **extra}
-        name = f"look-back {direction} BT={config['BT']} BD={config['BD']}"
+        config = face.LOOKBACK_TILES[direction]
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "W": config["window"], "ACC": face.tl.float32,
+                      "REVERSE": False, **extra}  # fmt: skip
+        name = f"look-back {direction} BT={config['BT']} BD={config['BD']} W={config['window']}"
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
     return kernels
 

@@ -9,6 +9,7 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
     lrnn bench scan                 # the standard shapes
     lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 2 4   # ... of the look-back kernels
+    lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 --tiles 32x64 16x128 --windows 1 8
 """
 
 import argparse
@@ -178,23 +179,37 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False) -> list[dict]:
-    """Kernel times, forward and backward, of every tile in ``SWEEP_TILES`` with each of ``warps``; of the
-    look-back kernels (``core/scan/linear/lookback.py``, one program a tile) when ``lookback``."""
+def sweep_configs(
+    a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None, windows: tuple[int, ...] = (1,)
+) -> list[dict]:
+    """Kernel times, forward and backward, of every tile in ``tiles`` (default ``SWEEP_TILES``) with each of
+    ``warps``; of the look-back kernels (``core/scan/linear/lookback.py``, one program a tile, default tiles
+    ``LOOKBACK_TILES``) when ``lookback``, with each look-back ``window`` (tiles read a look)."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
     rows = []
-    for (bt, bd), num_warps in itertools.product(LOOKBACK_TILES if lookback else SWEEP_TILES, warps):
+    tiles = tiles or (LOOKBACK_TILES if lookback else SWEEP_TILES)
+    for (bt, bd), num_warps, window in itertools.product(tiles, warps, windows if lookback else (1,)):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
-        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
+        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback, "window": window}
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
         bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
-        name = f"{'x'.join(map(str, a.shape))} {'look-back ' if lookback else ''}BT{bt}/BD{bd}/w{num_warps}"
+        name = f"{'x'.join(map(str, a.shape))} {_tile_name(cfg)}"
         print(f"  {name}: fwd {fwd:.3f} ms, bwd {bwd:.3f} ms", flush=True)
     return rows
+
+
+def _tile_name(cfg: dict) -> str:
+    window = f"/look{cfg['window']}" if cfg["lookback"] else ""
+    return f"{'look-back ' if cfg['lookback'] else ''}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}{window}"
+
+
+def _tile(text: str) -> tuple[int, int]:
+    steps, channels = text.lower().split("x")
+    return int(steps), int(channels)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -202,6 +217,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sweep", action="store_true", help="also time the Triton kernels' tile configurations")
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
     parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
+    parser.add_argument("--tiles", type=_tile, nargs="+", help="the sweep's tiles as BTxBD (default: all)")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1], help="look-back windows the sweep tries")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -239,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh, args.warps, args.lookback):
+            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles, args.windows):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()
@@ -266,10 +283,7 @@ def print_table(report: dict) -> None:
             rows = list(rows)
             for mode in ("fwd_ms", "bwd_ms"):
                 best = sorted(rows, key=lambda r: r[mode])[:3]
-                summary = ", ".join(
-                    f"{'look-back ' if r['lookback'] else ''}BT{r['BT']}/BD{r['BD']}/w{r['num_warps']} {r[mode]:.3f}"
-                    for r in best
-                )
+                summary = ", ".join(f"{_tile_name(r)} {r[mode]:.3f}" for r in best)
                 print(f"  {'x'.join(map(str, shape))} {dtype} {mode[:3]}: {summary}")
 
 

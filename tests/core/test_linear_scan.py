@@ -4,6 +4,8 @@ import itertools
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 from lrnn.core.scan import linear_scan, linear_scan_step
 from lrnn.core.scan.backend import accumulation_dtype
 from lrnn.core.scan.linear import chunked, linear_scan_reference, lookback
@@ -99,13 +101,50 @@ def test_lookback_refuses_complex_inputs(device):
         triton_face.linear_scan_triton_fwd(a, a, None, False, {**lookback.LOOKBACK_CONFIG, "BT": 16, "BD": 8})
 
 
+@triton.jit(do_not_specialize=["i"])
+def _state_entering_kernel(flags, aggregates, inclusives, start_ptr, out_ptr, i, column, n_columns,
+                           BD: tl.constexpr, W: tl.constexpr):  # fmt: skip
+    offs = tl.arange(0, BD)
+    start = tl.load(start_ptr + offs)
+    tl.store(
+        out_ptr + offs, lookback._state_entering(flags, aggregates, inclusives, i, column, n_columns, start, BD, W)
+    )
+
+
+@pytest.mark.parametrize("window", [1, 4, 8])
+@pytest.mark.parametrize("inclusive_at", [0, 4, 10])
+def test_lookback_folds_published_tiles_window_by_window(device, window, inclusive_at):
+    """The look-back over published tiles, as the GPU sees it when several predecessors are still running (the
+    interpreter runs programs one after another, so its scans only ever find an inclusive predecessor): tile 11 of
+    column 1 (of 3) folds the aggregates of tiles 10 down to the nearest inclusive one and takes its state."""
+    gen = torch.Generator().manual_seed(window + inclusive_at)
+    tiles, n_columns, column, width = 11, 3, 1, 4
+    flags = torch.randint(1, 3, (tiles * n_columns,), dtype=torch.int32, generator=gen)
+    flags.view(tiles, n_columns)[inclusive_at:, column] = 1
+    flags.view(tiles, n_columns)[inclusive_at, column] = 2
+    aggregates = torch.rand(tiles * n_columns, 2, width, dtype=torch.float64, generator=gen) + 0.2
+    inclusives = torch.randn(tiles * n_columns, width, dtype=torch.float64, generator=gen)
+    start, out = torch.randn(width, dtype=torch.float64, generator=gen), torch.empty(width, dtype=torch.float64)
+    want = inclusives[inclusive_at * n_columns + column]
+    for k in range(inclusive_at + 1, tiles):
+        decay, value = aggregates[k * n_columns + column]
+        want = decay * want + value
+    buffers = [t.to(device) for t in (flags, aggregates, inclusives, start, out)]
+    _state_entering_kernel[(1,)](*buffers, tiles, column, n_columns, BD=width, W=window)
+    torch.testing.assert_close(buffers[-1].cpu(), want, rtol=1e-12, atol=1e-12)
+    _state_entering_kernel[(1,)](*buffers, 0, column, n_columns, BD=width, W=window)
+    torch.testing.assert_close(buffers[-1].cpu(), start, rtol=0, atol=0)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("tile", [(32, 64), (16, 128), (64, 32), (8, 256)])
+@pytest.mark.parametrize("window", [1, 8])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_lookback_face_large(monkeypatch, tile, dtype, reverse):
-    """Thousands of tile programs in flight at once: the look-back's ordering on real hardware."""
-    config = {**lookback.LOOKBACK_CONFIG, "BT": tile[0], "BD": tile[1]}
+def test_lookback_face_large(monkeypatch, tile, window, dtype, reverse):
+    """Thousands of tile programs in flight at once: the look-back's ordering on real hardware, one tile a look
+    and eight."""
+    config = {**lookback.LOOKBACK_CONFIG, "BT": tile[0], "BD": tile[1], "window": window}
     monkeypatch.setattr(triton_face, "launch_config", lambda *args: config)
     case = dict(dtype=dtype, shape=torch.Size((3, 16411, 300)), strength="near_one", reverse=reverse, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=12)
