@@ -9,8 +9,10 @@ an empty tensor in place of the gradient of an input that was None.
 
 import torch
 
+from ..custom_ops import eager_custom_op
 
-@torch.library.custom_op("lrnn::causal_conv1d_fwd", mutates_args=())
+
+@eager_custom_op("lrnn::causal_conv1d_fwd", mutates_args=())
 def causal_conv1d_fwd(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -30,7 +32,7 @@ def _causal_conv1d_fwd_fake(x, weight, bias, initial_state, silu, reverse):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("lrnn::causal_conv1d_bwd", mutates_args=())
+@eager_custom_op("lrnn::causal_conv1d_bwd", mutates_args=())
 def causal_conv1d_bwd(
     x: torch.Tensor,
     weight: torch.Tensor,

@@ -9,8 +9,10 @@ parameter.
 
 import torch
 
+from ..custom_ops import eager_custom_op
 
-@torch.library.custom_op("lrnn::layer_norm_fwd", mutates_args=())
+
+@eager_custom_op("lrnn::layer_norm_fwd", mutates_args=())
 def layer_norm_fwd(
     x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, out_dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -26,7 +28,7 @@ def _layer_norm_fwd_fake(x, weight, bias, eps, out_dtype):
     return x.new_empty(x.shape, dtype=out_dtype), stats, torch.empty_like(stats)
 
 
-@torch.library.custom_op("lrnn::layer_norm_bwd", mutates_args=())
+@eager_custom_op("lrnn::layer_norm_bwd", mutates_args=())
 def layer_norm_bwd(
     x: torch.Tensor,
     weight: torch.Tensor | None,

@@ -8,8 +8,10 @@ int32 or int64 with every entry in ``[0, M)``.
 
 import torch
 
+from ..custom_ops import eager_custom_op
 
-@torch.library.custom_op("lrnn::gather_rows", mutates_args=())
+
+@eager_custom_op("lrnn::gather_rows", mutates_args=())
 def gather_rows(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Returns ``src[index]`` ``[K, C]`` in ``src``'s dtype."""
     from .triton import gather_rows_triton
@@ -22,7 +24,7 @@ def _gather_rows_fake(src, index):
     return src.new_empty((index.shape[0], src.shape[1]))
 
 
-@torch.library.custom_op("lrnn::gather_rows_bwd", mutates_args=())
+@eager_custom_op("lrnn::gather_rows_bwd", mutates_args=())
 def gather_rows_bwd(grad: torch.Tensor, index: torch.Tensor, num_rows: int) -> torch.Tensor:
     """Returns ``d_src [num_rows, C]`` in ``grad``'s dtype: row ``j`` sums the ``grad[i]`` with ``index[i] = j``."""
     from .triton import gather_rows_triton_bwd

@@ -243,6 +243,6 @@ def test_custom_ops_pass_opcheck(device, full):
     h0, dht = (h0, dht.float().to(device)) if full else (None, None)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, g, h0)]
     cu_seqlens = torch.tensor([0, 2, 5], device=device) if full else None
-    torch.library.opcheck(chunk_gla_fwd, (*leaves[:4], 0.5, leaves[4], full, cu_seqlens))
-    torch.library.opcheck(chunk_gla_fwd, (q, k, v, g, 0.5, h0, full, cu_seqlens))
-    torch.library.opcheck(chunk_gla_bwd, (q, k, v, g, 0.5, h0, do.float().to(device), dht, full, cu_seqlens))
+    torch.library.opcheck(chunk_gla_fwd.op, (*leaves[:4], 0.5, leaves[4], full, cu_seqlens))
+    torch.library.opcheck(chunk_gla_fwd.op, (q, k, v, g, 0.5, h0, full, cu_seqlens))
+    torch.library.opcheck(chunk_gla_bwd.op, (q, k, v, g, 0.5, h0, do.float().to(device), dht, full, cu_seqlens))

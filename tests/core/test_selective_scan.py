@@ -207,12 +207,12 @@ def test_custom_ops_pass_opcheck(device, full):
     u, dt, A, B, C, D, z, dt_bias, h0 = (inputs[k] for k in NAMES)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (u, dt, A, B, C, D, z, dt_bias)]
     h0_leaf = None if h0 is None else h0.clone().requires_grad_()
-    torch.library.opcheck(selective_scan_fwd, (*leaves, full, h0_leaf, full, True))
-    torch.library.opcheck(selective_scan_fwd, (u, dt, A, B, C, D, z, dt_bias, full, h0, full, False))
+    torch.library.opcheck(selective_scan_fwd.op, (*leaves, full, h0_leaf, full, True))
+    torch.library.opcheck(selective_scan_fwd.op, (u, dt, A, B, C, D, z, dt_bias, full, h0, full, False))
     _, _, checkpoints = selective_scan_fwd(u, dt, A, B, C, D, z, dt_bias, full, h0, full, True)
     grad_y, grad_final = torch.randn_like(u), torch.randn(2, 4, 4, device=device) if full else None
     torch.library.opcheck(
-        selective_scan_bwd, (u, dt, A, B, C, D, z, dt_bias, full, checkpoints, grad_y, grad_final, full)
+        selective_scan_bwd.op, (u, dt, A, B, C, D, z, dt_bias, full, checkpoints, grad_y, grad_final, full)
     )
 
 
@@ -283,7 +283,7 @@ def test_pieces_pass_per_piece_states_and_dt_sums(device, first_pass):
     u, dt, A, B, C, D, z, dt_bias, _ = (None if inputs[k] is None else inputs[k].to(device) for k in NAMES)
     starts = torch.randn(2 * 3, 6, 4, generator=torch.Generator().manual_seed(6)).to(device)
     args = (u, dt, A, B, C, D, z, dt_bias, True, starts, True, 7, first_pass)
-    torch.library.opcheck(selective_scan_pieces_fwd, args)
+    torch.library.opcheck(selective_scan_pieces_fwd.op, args)
     y, states, dt_sums = selective_scan_pieces_fwd(*args)
     for piece, (lo, hi) in enumerate([(0, 7), (7, 14), (14, 20)]):
         for b in range(2):

@@ -305,5 +305,5 @@ def test_custom_ops_pass_opcheck(small_tiles, with_bias, with_h0, reverse):
     inputs = make_inputs((1, 6, 4), 4, with_bias, with_h0, torch.float32, seed=1)
     x, weight, bias, h0 = (None if t is None else t.to(device) for t in inputs)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (x, weight, bias, h0)]
-    torch.library.opcheck(causal_conv1d_fwd, (*leaves, True, reverse))
-    torch.library.opcheck(causal_conv1d_bwd, (x, weight, bias, h0, torch.randn_like(x), True, reverse))
+    torch.library.opcheck(causal_conv1d_fwd.op, (*leaves, True, reverse))
+    torch.library.opcheck(causal_conv1d_bwd.op, (x, weight, bias, h0, torch.randn_like(x), True, reverse))

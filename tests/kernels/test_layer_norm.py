@@ -150,10 +150,10 @@ def test_custom_ops_pass_opcheck(small_tiles, device, affine):
     x = torch.randn(10, 12, device=device, requires_grad=True)
     weight = torch.randn(12, device=device, requires_grad=True) if affine else None
     bias = torch.randn(12, device=device, requires_grad=True) if affine else None
-    torch.library.opcheck(layer_norm_fwd, (x, weight, bias, 1e-5, torch.float32))
+    torch.library.opcheck(layer_norm_fwd.op, (x, weight, bias, 1e-5, torch.float32))
     _, mean, rstd = layer_norm_fwd(x.detach(), weight, bias, 1e-5, torch.float32)
     params = [None if t is None else t.detach() for t in (weight, bias)]
-    torch.library.opcheck(layer_norm_bwd, (x.detach(), *params, mean, rstd, torch.randn(10, 12, device=device)))
+    torch.library.opcheck(layer_norm_bwd.op, (x.detach(), *params, mean, rstd, torch.randn(10, 12, device=device)))
 
 
 def test_other_devices_and_float64_take_f_layer_norm(monkeypatch):

@@ -217,8 +217,8 @@ def test_custom_ops_pass_opcheck(small_tiles, device, index_dtype):
     voxel_at_slot, _ = window_maps(9, 5, torch.Generator().manual_seed(2))
     index = voxel_at_slot.to(device, index_dtype)
     features = torch.randn(9, 40, device=device, requires_grad=True)
-    torch.library.opcheck(gather_rows, (features, index))
-    torch.library.opcheck(gather_rows_bwd, (torch.randn(14, 40, device=device), index, 9))
+    torch.library.opcheck(gather_rows.op, (features, index))
+    torch.library.opcheck(gather_rows_bwd.op, (torch.randn(14, 40, device=device), index, 9))
 
 
 X = torch.randn(6, 3)

@@ -11,6 +11,8 @@ that was None.
 
 import torch
 
+from ....kernels.custom_ops import eager_custom_op
+
 
 def _absent(like: torch.Tensor) -> torch.Tensor:
     """The placeholder returned in place of the gradient of an input that was None."""
@@ -28,7 +30,7 @@ def _final_state(q: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor | No
     return q.new_empty((sequences, heads, key_dim, v.shape[-1]), dtype=torch.float32)
 
 
-@torch.library.custom_op("lrnn::chunk_gla_fwd", mutates_args=())
+@eager_custom_op("lrnn::chunk_gla_fwd", mutates_args=())
 def chunk_gla_fwd(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -58,7 +60,7 @@ def _chunk_gla_fwd_fake(q, k, v, g, scale, initial_state, reverse, cu_seqlens=No
     return torch.empty_like(v), _final_state(q, v, cu_seqlens), scores
 
 
-@torch.library.custom_op("lrnn::chunk_gla_bwd", mutates_args=())
+@eager_custom_op("lrnn::chunk_gla_bwd", mutates_args=())
 def chunk_gla_bwd(
     q: torch.Tensor,
     k: torch.Tensor,

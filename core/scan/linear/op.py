@@ -6,6 +6,7 @@ states already in the accumulation dtype; ``backend`` picks the chunked PyTorch 
 
 import torch
 
+from ....kernels.custom_ops import eager_custom_op
 from ..backend import accumulation_dtype
 from .chunked import linear_scan_chunked_bwd, linear_scan_chunked_fwd
 
@@ -18,7 +19,7 @@ def _implementation(backend: str, direction: str):
     return linear_scan_triton_fwd if direction == "fwd" else linear_scan_triton_bwd
 
 
-@torch.library.custom_op("lrnn::linear_scan_fwd", mutates_args=())
+@eager_custom_op("lrnn::linear_scan_fwd", mutates_args=())
 def linear_scan_fwd(
     a: torch.Tensor, x: torch.Tensor, initial_state: torch.Tensor | None, reverse: bool, backend: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +32,7 @@ def _linear_scan_fwd_fake(a, x, initial_state, reverse, backend):
     return torch.empty_like(x), x.new_empty((x.shape[0], x.shape[2]), dtype=accumulation_dtype(x.dtype))
 
 
-@torch.library.custom_op("lrnn::linear_scan_bwd", mutates_args=())
+@eager_custom_op("lrnn::linear_scan_bwd", mutates_args=())
 def linear_scan_bwd(
     a: torch.Tensor,
     h: torch.Tensor,

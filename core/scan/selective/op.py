@@ -9,6 +9,8 @@ otherwise); the backward returns an empty tensor in place of the gradient of an 
 
 import torch
 
+from ....kernels.custom_ops import eager_custom_op
+
 
 def _absent(like: torch.Tensor) -> torch.Tensor:
     """The placeholder returned where there is no tensor (an input was None, or nothing was saved)."""
@@ -22,7 +24,7 @@ def _n_tiles(steps, channels: int, groups: int, state_size: int) -> int:
     return (steps + block_t - 1) // block_t
 
 
-@torch.library.custom_op("lrnn::selective_scan_fwd", mutates_args=())
+@eager_custom_op("lrnn::selective_scan_fwd", mutates_args=())
 def selective_scan_fwd(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -59,7 +61,7 @@ def _selective_scan_fwd_fake(u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial
     return torch.empty_like(u), final_state, checkpoints
 
 
-@torch.library.custom_op("lrnn::selective_scan_pieces_fwd", mutates_args=())
+@eager_custom_op("lrnn::selective_scan_pieces_fwd", mutates_args=())
 def selective_scan_pieces_fwd(
     u: torch.Tensor,
     dt: torch.Tensor,
@@ -98,7 +100,7 @@ def _selective_scan_pieces_fwd_fake(
     return torch.empty_like(u), final_states, _absent(final_states)
 
 
-@torch.library.custom_op("lrnn::selective_scan_bwd", mutates_args=())
+@eager_custom_op("lrnn::selective_scan_bwd", mutates_args=())
 def selective_scan_bwd(
     u: torch.Tensor,
     dt: torch.Tensor,
