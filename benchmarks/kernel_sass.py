@@ -217,9 +217,8 @@ def linear_scan_kernels() -> list[KernelSpec]:
         ("bwd", lookback._lookback_bwd_kernel, {"HAS_H0": False, "HAS_DHT": False, "h0_ptr": None, "dht_ptr": None}),
     ):
         config = face.LOOKBACK_TILES[direction]
-        constexprs = {"BT": config["BT"], "BD": config["BD"], "W": config["window"], "ACC": face.tl.float32,
-                      "REVERSE": False, **extra}  # fmt: skip
-        name = f"look-back {direction} BT={config['BT']} BD={config['BD']} W={config['window']}"
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, "REVERSE": False, **extra}
+        name = f"look-back {direction} BT={config['BT']} BD={config['BD']}"
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
     return kernels
 

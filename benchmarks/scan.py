@@ -9,7 +9,7 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
     lrnn bench scan                 # the standard shapes
     lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 2 4   # ... of the look-back kernels
-    lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 --tiles 32x64 16x128 --windows 1 8
+    lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 --tiles 32x64 16x128   # ... of some tiles
 """
 
 import argparse
@@ -179,21 +179,19 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(
-    a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None, windows: tuple[int, ...] = (1,)
-) -> list[dict]:
+def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None) -> list[dict]:
     """Kernel times, forward and backward, of every tile in ``tiles`` (default ``SWEEP_TILES``) with each of
     ``warps``; of the look-back kernels (``core/scan/linear/lookback.py``, one program a tile, default tiles
-    ``LOOKBACK_TILES``) when ``lookback``, with each look-back ``window`` (tiles read a look)."""
+    ``LOOKBACK_TILES``) when ``lookback``."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
     rows = []
     tiles = tiles or (LOOKBACK_TILES if lookback else SWEEP_TILES)
-    for (bt, bd), num_warps, window in itertools.product(tiles, warps, windows if lookback else (1,)):
+    for (bt, bd), num_warps in itertools.product(tiles, warps):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
-        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback, "window": window}
+        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
         bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
@@ -203,8 +201,7 @@ def sweep_configs(
 
 
 def _tile_name(cfg: dict) -> str:
-    window = f"/look{cfg['window']}" if cfg["lookback"] else ""
-    return f"{'look-back ' if cfg['lookback'] else ''}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}{window}"
+    return f"{'look-back ' if cfg['lookback'] else ''}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}"
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -218,7 +215,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
     parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
     parser.add_argument("--tiles", type=_tile, nargs="+", help="the sweep's tiles as BTxBD (default: all)")
-    parser.add_argument("--windows", type=int, nargs="+", default=[1], help="look-back windows the sweep tries")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -256,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles, args.windows):
+            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()

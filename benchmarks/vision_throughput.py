@@ -66,7 +66,7 @@ def measure(
     kwargs = dict(img_size=side) if name.startswith(FIXED_SIZE) else {}
     model = timm.create_model(name, **kwargs).to(device).eval()
     if compiled:
-        model = torch.compile(model)
+        model = torch.compile(model, dynamic=False)
     images = torch.randn(batch, 3, side, side, device=device)
 
     def forward():

@@ -28,15 +28,12 @@ def _check_inputs(x: object, weight: object, bias: object) -> None:
 
 
 def _output_dtype(x: torch.Tensor, to_autocast_dtype: bool) -> torch.dtype:
-    """The autocast dtype when asked and autocast is on for ``x``'s device; else ``F.layer_norm``'s: float32 for
-    16-bit inputs under CUDA's autocast, whose float32 list holds LayerNorm (the CPU's does not)."""
-    if (
-        to_autocast_dtype
-        and torch.amp.is_autocast_available(x.device.type)
-        and torch.is_autocast_enabled(x.device.type)
-    ):
-        return torch.get_autocast_dtype(x.device.type)
-    if x.dtype in (torch.float16, torch.bfloat16) and x.is_cuda and torch.is_autocast_enabled("cuda"):
+    """The autocast dtype when asked and autocast is on for ``x``'s device (CUDA or CPU); else ``F.layer_norm``'s:
+    float32 for 16-bit inputs under CUDA's autocast, whose float32 list holds LayerNorm (the CPU's does not)."""
+    device = x.device.type
+    if to_autocast_dtype and device in ("cuda", "cpu") and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    if x.dtype in (torch.float16, torch.bfloat16) and device == "cuda" and torch.is_autocast_enabled("cuda"):
         return torch.float32
     return x.dtype
 

@@ -102,22 +102,18 @@ def test_lookback_refuses_complex_inputs(device):
 
 
 @triton.jit(do_not_specialize=["i"])
-def _state_entering_kernel(flags, aggregates, inclusives, start_ptr, out_ptr, i, column, n_columns,
-                           BD: tl.constexpr, W: tl.constexpr):  # fmt: skip
+def _state_entering_kernel(flags, aggregates, inclusives, start_ptr, out_ptr, i, column, n_columns, BD: tl.constexpr):
     offs = tl.arange(0, BD)
     start = tl.load(start_ptr + offs)
-    tl.store(
-        out_ptr + offs, lookback._state_entering(flags, aggregates, inclusives, i, column, n_columns, start, BD, W)
-    )
+    tl.store(out_ptr + offs, lookback._state_entering(flags, aggregates, inclusives, i, column, n_columns, start, BD))
 
 
-@pytest.mark.parametrize("window", [1, 4, 8])
 @pytest.mark.parametrize("inclusive_at", [0, 4, 10])
-def test_lookback_folds_published_tiles_window_by_window(device, window, inclusive_at):
+def test_lookback_folds_published_tiles(device, inclusive_at):
     """The look-back over published tiles, as the GPU sees it when several predecessors are still running (the
     interpreter runs programs one after another, so its scans only ever find an inclusive predecessor): tile 11 of
     column 1 (of 3) folds the aggregates of tiles 10 down to the nearest inclusive one and takes its state."""
-    gen = torch.Generator().manual_seed(window + inclusive_at)
+    gen = torch.Generator().manual_seed(inclusive_at)
     tiles, n_columns, column, width = 11, 3, 1, 4
     flags = torch.randint(1, 3, (tiles * n_columns,), dtype=torch.int32, generator=gen)
     flags.view(tiles, n_columns)[inclusive_at:, column] = 1
@@ -130,21 +126,19 @@ def test_lookback_folds_published_tiles_window_by_window(device, window, inclusi
         decay, value = aggregates[k * n_columns + column]
         want = decay * want + value
     buffers = [t.to(device) for t in (flags, aggregates, inclusives, start, out)]
-    _state_entering_kernel[(1,)](*buffers, tiles, column, n_columns, BD=width, W=window)
+    _state_entering_kernel[(1,)](*buffers, tiles, column, n_columns, BD=width)
     torch.testing.assert_close(buffers[-1].cpu(), want, rtol=1e-12, atol=1e-12)
-    _state_entering_kernel[(1,)](*buffers, 0, column, n_columns, BD=width, W=window)
+    _state_entering_kernel[(1,)](*buffers, 0, column, n_columns, BD=width)
     torch.testing.assert_close(buffers[-1].cpu(), start, rtol=0, atol=0)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("tile", [(32, 64), (16, 128), (64, 32), (8, 256)])
-@pytest.mark.parametrize("window", [1, 8])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_lookback_face_large(monkeypatch, tile, window, dtype, reverse):
-    """Thousands of tile programs in flight at once: the look-back's ordering on real hardware, one tile a look
-    and eight."""
-    config = {**lookback.LOOKBACK_CONFIG, "BT": tile[0], "BD": tile[1], "window": window}
+def test_lookback_face_large(monkeypatch, tile, dtype, reverse):
+    """Thousands of tile programs in flight at once: the look-back's ordering on real hardware."""
+    config = {**lookback.LOOKBACK_CONFIG, "BT": tile[0], "BD": tile[1]}
     monkeypatch.setattr(triton_face, "launch_config", lambda *args: config)
     case = dict(dtype=dtype, shape=torch.Size((3, 16411, 300)), strength="near_one", reverse=reverse, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=12)

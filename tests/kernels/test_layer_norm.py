@@ -131,7 +131,7 @@ class _NormBlock(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.proj = torch.nn.Linear(6, 20)
-        self.norm = LayerNorm(20)
+        self.norm = LayerNorm(20, to_autocast_dtype=True)
 
     def forward(self, x):
         return self.norm(self.proj(x)).square().sum()

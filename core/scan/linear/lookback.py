@@ -49,50 +49,32 @@ def _raise_flag(flag_ptr, slot, STATUS: tl.constexpr):
 
 
 @triton.jit
-def _window(flag_ptr, aggregate_ptr, inclusive_ptr, k, column, n_columns, BD: tl.constexpr, W: tl.constexpr):
-    """One look at the ``W`` tiles ``k - W + 1 .. k`` (in time order): ``(ready, found, A, X)``. ``ready`` says
-    whether every tile after the nearest inclusive one has published; if so ``(A, X)`` is the window's effect on
-    a state entering it, ``state -> A * state + X``, composed from its aggregates and cut at the nearest inclusive
-    state (``found``), which enters the composition as ``(0, inclusive)``."""
-    row = tl.arange(0, W)
-    tiles = k - (W - 1) + row
-    slots = tiles * n_columns + column
-    status = tl.atomic_add(flag_ptr + slots, 0, mask=tiles >= 0, sem="acquire")
-    status = tl.where(tiles >= 0, status, _INCLUSIVE)  # nothing precedes tile 0, which is always inclusive
-    nearest = tl.max(tl.where(status == _INCLUSIVE, row, -1))
-    ready = tl.max(tl.where(status == 0, row, -1)) < tl.maximum(nearest, 0)
-    is_inclusive = (row == nearest)[:, None]
-    is_aggregate = (row > nearest)[:, None]
-    offs = tl.arange(0, BD)[None, :]
-    a = tl.load(aggregate_ptr + 2 * slots[:, None] * BD + offs, mask=is_aggregate & ready, cache_modifier=".cg")
-    x = tl.load(aggregate_ptr + (2 * slots[:, None] + 1) * BD + offs, mask=is_aggregate & ready, cache_modifier=".cg")
-    inclusive = tl.load(inclusive_ptr + slots[:, None] * BD + offs, mask=is_inclusive & ready, cache_modifier=".cg")
-    a = tl.where(is_aggregate, a, tl.where(is_inclusive, 0.0, 1.0))
-    x = tl.where(is_aggregate, x, tl.where(is_inclusive, inclusive, 0.0))
-    a, x = tl.associative_scan((a, x), 0, _combine)
-    return ready, nearest >= 0, _row(a, row, W - 1), _row(x, row, W - 1)
-
-
-@triton.jit
-def _state_entering(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, start, BD: tl.constexpr,
-                    W: tl.constexpr):  # fmt: skip
-    """The state entering tile ``i`` of ``column``: ``start`` for the first tile, else its predecessors folded
-    back, ``W`` tiles a look, to the nearest inclusive state (``h = a_acc * inclusive + x_acc``)."""
+def _state_entering(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, start, BD: tl.constexpr):
+    """The state entering tile ``i`` of ``column``: ``start`` for the first tile, else the predecessors'
+    aggregates folded back to the nearest inclusive state (``h = a_acc * inclusive + x_acc``)."""
+    offs = tl.arange(0, BD)
     a_acc = tl.full([BD], 1.0, start.dtype)
     x_acc = tl.zeros([BD], start.dtype)
+    carry = start
     k = i - 1
     while k >= 0:
-        ready, found, a_w, x_w = _window(flag_ptr, aggregate_ptr, inclusive_ptr, k, column, n_columns, BD, W)
-        if ready:
-            x_acc += a_acc * x_w
-            a_acc *= a_w
-            k = tl.where(found, -1, k - W)
-    return tl.where(i > 0, x_acc, start)
+        slot = k * n_columns + column
+        status = tl.atomic_add(flag_ptr + slot, 0, sem="acquire")
+        while status == 0:
+            status = tl.atomic_add(flag_ptr + slot, 0, sem="acquire")
+        if status == _INCLUSIVE:
+            carry = a_acc * tl.load(inclusive_ptr + slot * BD + offs, cache_modifier=".cg") + x_acc
+            k = -1
+        else:
+            x_acc += a_acc * tl.load(aggregate_ptr + (2 * slot + 1) * BD + offs, cache_modifier=".cg")
+            a_acc *= tl.load(aggregate_ptr + 2 * slot * BD + offs, cache_modifier=".cg")
+            k -= 1
+    return carry
 
 
 @triton.jit
 def _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, scanned_a, scanned_x, rows, start,
-          BT: tl.constexpr, BD: tl.constexpr, W: tl.constexpr):  # fmt: skip
+          BT: tl.constexpr, BD: tl.constexpr):  # fmt: skip
     """Steps 1-3 of the module docstring for a tile scanned from zero (``scanned_a, scanned_x [BT, BD]``):
     returns the tile's states and the state after it."""
     slot = i * n_columns + column
@@ -103,7 +85,7 @@ def _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, scanned_
         tl.store(aggregate_ptr + 2 * slot * BD + offs, total_a, cache_modifier=".cg")
         tl.store(aggregate_ptr + (2 * slot + 1) * BD + offs, total_x, cache_modifier=".cg")
         _raise_flag(flag_ptr, slot, _AGGREGATE)
-    carry = _state_entering(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, start, BD, W)
+    carry = _state_entering(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, start, BD)
     after = total_x + total_a * carry
     tl.store(inclusive_ptr + slot * BD + offs, after, cache_modifier=".cg")
     _raise_flag(flag_ptr, slot, _INCLUSIVE)
@@ -113,8 +95,7 @@ def _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, scanned_
 @triton.jit(do_not_specialize=["T"])
 def _lookback_fwd_kernel(
     a_ptr, x_ptr, h_ptr, h0_ptr, ht_ptr, ticket_ptr, flag_ptr, aggregate_ptr, inclusive_ptr, B, T, D,
-    BT: tl.constexpr, BD: tl.constexpr, W: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
-    ACC: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr, ACC: tl.constexpr,
 ):  # fmt: skip
     i, pid_d, pid_b, column, n_tiles, n_columns = _take_ticket(ticket_ptr, B, T, D, BT, BD)
     offs_d, mask_d, rows, base, state = _program_block(pid_d, pid_b, T, D, 1, BT, BD)
@@ -125,7 +106,7 @@ def _lookback_fwd_kernel(
     a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(ACC)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(ACC)
     a, x = tl.associative_scan((a, x), 0, _combine)
-    h, after = _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, a, x, rows, start, BT, BD, W)
+    h, after = _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, a, x, rows, start, BT, BD)
     tl.store(h_ptr + offs, h.to(h_ptr.dtype.element_ty), mask=mask)
     if i == n_tiles - 1:
         tl.store(ht_ptr + state, after, mask=mask_d)
@@ -135,8 +116,8 @@ def _lookback_fwd_kernel(
 def _lookback_bwd_kernel(
     a_ptr, h_ptr, h0_ptr, dh_ptr, dht_ptr, da_ptr, dx_ptr, dh0_ptr, ticket_ptr, flag_ptr, aggregate_ptr,
     inclusive_ptr, B, T, D,
-    BT: tl.constexpr, BD: tl.constexpr, W: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
-    HAS_DHT: tl.constexpr, ACC: tl.constexpr,
+    BT: tl.constexpr, BD: tl.constexpr, REVERSE: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr,
+    ACC: tl.constexpr,
 ):  # fmt: skip
     # g_t = dh_t + a_{t+s} g_{t+s} against the forward direction s = ±1; dx_t = g_t, da_t = g_t h_{t-s}.
     S: tl.constexpr = -1 if REVERSE else 1
@@ -152,7 +133,7 @@ def _lookback_bwd_kernel(
         at_start = ((offs_t - S < 0) | (offs_t - S >= T))[:, None]
         p = tl.where(at_start, tl.load(h0_ptr + state, mask=mask_d, other=0.0).to(ACC)[None, :], p)
     c, g = tl.associative_scan((c.to(ACC), g.to(ACC)), 0, _combine)
-    g, after = _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, c, g, rows, start, BT, BD, W)
+    g, after = _join(flag_ptr, aggregate_ptr, inclusive_ptr, i, column, n_columns, c, g, rows, start, BT, BD)
     tl.store(dx_ptr + offs, g.to(dx_ptr.dtype.element_ty), mask=mask)
     tl.store(da_ptr + offs, (g * p).to(da_ptr.dtype.element_ty), mask=mask)
     if i == n_tiles - 1:
@@ -187,8 +168,8 @@ def linear_scan_lookback_fwd(
     ticket, flags, aggregate, inclusive, tiles = _scratch(batch, steps, width, config, acc, x.device)
     _lookback_fwd_kernel[(tiles,)](
         a, x, h, initial_state, final_state, ticket, flags, aggregate, inclusive, batch, steps, width,
-        BT=config["BT"], BD=config["BD"], W=config.get("window", 1), REVERSE=reverse,
-        HAS_H0=initial_state is not None, ACC=_TRITON_DTYPE[acc], num_warps=config["num_warps"],
+        BT=config["BT"], BD=config["BD"], REVERSE=reverse, HAS_H0=initial_state is not None,
+        ACC=_TRITON_DTYPE[acc], num_warps=config["num_warps"],
     )  # fmt: skip
     return h, final_state
 
@@ -212,7 +193,7 @@ def linear_scan_lookback_bwd(
     ticket, flags, aggregate, inclusive, tiles = _scratch(batch, steps, width, config, acc, h.device)
     _lookback_bwd_kernel[(tiles,)](
         a, h, initial_state, grad_h, grad_final_state, da, dx, d_initial_state, ticket, flags, aggregate,
-        inclusive, batch, steps, width, BT=config["BT"], BD=config["BD"], W=config.get("window", 1), REVERSE=reverse,
+        inclusive, batch, steps, width, BT=config["BT"], BD=config["BD"], REVERSE=reverse,
         HAS_H0=initial_state is not None, HAS_DHT=grad_final_state is not None, ACC=_TRITON_DTYPE[acc],
         num_warps=config["num_warps"],
     )  # fmt: skip

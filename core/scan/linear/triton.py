@@ -199,11 +199,10 @@ def _as_scalars(t: torch.Tensor | None) -> torch.Tensor | None:
 
 
 LOOKBACK_TILES = {
-    "fwd": {"BT": 32, "BD": 64, "num_warps": 1, "lookback": True, "window": 8},
-    "bwd": {"BT": 16, "BD": 128, "num_warps": 1, "lookback": True, "window": 8},
+    "fwd": {"BT": 32, "BD": 64, "num_warps": 1, "lookback": True},
+    "bwd": {"BT": 16, "BD": 128, "num_warps": 1, "lookback": True},
 }
-"""The look-back kernels' tiles (``lookback.py``), the fastest of the v7 sweep at 8x16384x1536 in bfloat16, and
-how many predecessors' tiles a look reads (``window``)."""
+"""The look-back kernels' tiles (``lookback.py``), the fastest of the v7 sweep at 8x16384x1536 in bfloat16."""
 
 
 def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str) -> dict:

@@ -130,3 +130,12 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model(images).sum().backward()
     for want, parameter in zip(grads, model.parameters(), strict=True):
         torch.testing.assert_close(parameter.grad, want)
+
+
+def test_compiles_without_graph_breaks():
+    """One graph for the whole forward (``fullgraph``), the same logits as eager."""
+    model = _small(SMALL_V2).eval()
+    x = torch.randn(1, 3, 64, 64)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True, backend="aot_eager")(x), model(x))
