@@ -131,7 +131,9 @@ class KernelSpec(NamedTuple):
 
 def selective_scan_kernels() -> list[KernelSpec]:
     """The selective_scan kernels at N = 16 (the forward's three uses and the backward) and the time split's two
-    forward passes at N = 1 (VMamba's routes, where the forward prefetches), BD 32 forward, 8 backward."""
+    forward passes at N = 1 (VMamba's routes, where the forward prefetches), BD 32 forward, 8 backward, at
+    D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and ``N``, so the ``B_t``,
+    ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES before then is high."""
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
@@ -157,8 +159,14 @@ def selective_scan_kernels() -> list[KernelSpec]:
         constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
         if direction == "fwd":
             constexprs["PREFETCH"] = config["BN"] <= face.PREFETCH_STATES
+        # as the GPU specialises them: D = 768 a multiple of 16, and N = 16 too, or N = 1 a constant
+        divisible = ("D", "N") if state_size % 16 == 0 else ("D",)
+        if state_size == 1:
+            constexprs["N"] = 1
         kernels.append(
-            KernelSpec(f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"])
+            KernelSpec(
+                f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"], divisible
+            )
         )
     return kernels
 
