@@ -65,7 +65,6 @@ def _route_projections(x: torch.Tensor, x_proj_weight: torch.Tensor) -> torch.Te
     The projection is per position, so one matmul over the row-major map serves all four routes, and only its
     ``4 M`` outputs a position (32 in VMamba-T, against ``2 E`` = 192 inputs) are reordered for the column-major
     routes: no route-major copy of the stacked orders, which a batched matmul over routes would need."""
-    batch, height, width, _ = x.shape
     routes = F.linear(x, x_proj_weight.flatten(0, 1)).unflatten(-1, (2, 2, -1))
     rows = routes[..., 0, :].flatten(1, 2)
     cols = routes[..., 1, :].transpose(1, 2).flatten(1, 2)
