@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from ..backend import accumulation_dtype
-from .triton import _TRITON_DTYPE, _combine
+from .triton import _TRITON_DTYPE, _combine, check_real
 
 
 @triton.jit
@@ -66,8 +66,7 @@ def linear_scan_lanes_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward launch, the contract of ``triton.linear_scan_triton_fwd``; ``config`` gives ``BT, BD, num_warps``
     (one warp for ``BD = 32``: a lane a channel)."""
-    if x.is_complex():
-        raise ValueError("the time-in-thread kernel takes real inputs; complex scans use the per-sequence kernels")
+    check_real("the time-in-thread kernels", x)
     batch, steps, width = x.shape
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)

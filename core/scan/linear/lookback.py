@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from ..backend import accumulation_dtype
-from .triton import _TRITON_DTYPE, LOOKBACK_TILES, _bwd_tile_loads, _combine, _program_block, _row, _tile
+from .triton import _TRITON_DTYPE, LOOKBACK_TILES, _bwd_tile_loads, _combine, _program_block, _row, _tile, check_real
 
 LOOKBACK_CONFIG = LOOKBACK_TILES["fwd"]
 """The forward's tile, which the tests and ``kernel_sass`` use for both directions."""
@@ -141,11 +141,6 @@ def _lookback_bwd_kernel(
         tl.store(dh0_ptr + state, tl.load(a_ptr + first, mask=mask_d, other=0.0).to(ACC) * after, mask=mask_d)
 
 
-def _check_real(*tensors: torch.Tensor) -> None:
-    if any(t.is_complex() for t in tensors):
-        raise ValueError("the look-back kernels take real inputs; complex scans use the per-sequence kernels")
-
-
 def _scratch(batch: int, steps: int, width: int, cfg: dict, acc: torch.dtype, device: torch.device):
     """The ticket and flags (zeroed, int32, the ticket first) and the aggregate ``[slots, 2, BD]`` and inclusive
     ``[slots, BD]`` buffers, one slot a tile."""
@@ -160,7 +155,7 @@ def linear_scan_lookback_fwd(
     a: torch.Tensor, x: torch.Tensor, initial_state: torch.Tensor | None, reverse: bool, config: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward launch, the contract of ``triton.linear_scan_triton_fwd``; ``config`` gives ``BT, BD, num_warps``."""
-    _check_real(x)
+    check_real("the look-back kernels", x)
     batch, steps, width = x.shape
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
@@ -184,7 +179,7 @@ def linear_scan_lookback_bwd(
     config: dict,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backward launch, the contract of ``triton.linear_scan_triton_bwd``."""
-    _check_real(h)
+    check_real("the look-back kernels", h)
     batch, steps, width = h.shape
     acc = accumulation_dtype(h.dtype)
     da = torch.empty_like(a)

@@ -194,6 +194,12 @@ def _linear_scan_bwd_kernel(
         tl.store(dh0_ptr + state, fr * carry_r, mask=mask_d)
 
 
+def check_real(kernels: str, t: torch.Tensor) -> None:
+    """The real-only kernels (``kernels`` names them in the error) refuse complex ``t``."""
+    if t.is_complex():
+        raise ValueError(f"{kernels} take real inputs; complex scans use the per-sequence kernels")
+
+
 def _as_scalars(t: torch.Tensor | None) -> torch.Tensor | None:
     """A real view of ``t``: complex tensors become interleaved (real, imag) pairs."""
     return torch.view_as_real(t) if t is not None and t.is_complex() else t
