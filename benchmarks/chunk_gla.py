@@ -64,11 +64,23 @@ def ours(q, k, v, g):
 
 def override_config(**settings: int) -> None:
     """Run our chunk_gla kernels with ``settings`` over ``launch_config``'s (``num_warps``, ``BK_DQK``: the key tile
-    of the dq/dk kernel); kernel_sass.py shows their registers and spills."""
+    of the dq/dk kernel, ``BV_O`` and ``WARPS_O``: the output kernel's value tile and warps, ...); kernel_sass.py
+    shows their registers and spills."""
     from lrnn.core.scan.gla import triton as face
 
     default = face.launch_config
     face.launch_config = lambda key_dim, value_dim: {**default(key_dim, value_dim), **settings}
+
+
+def config_entries(entries: list[str]) -> dict[str, int]:
+    """``["BV_O=64", ...]`` as ``{"BV_O": 64, ...}``."""
+    parsed = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        if not key or not value.isdigit():
+            raise SystemExit(f"--config takes KEY=VALUE with an integer value, got {entry!r}")
+        parsed[key] = int(value)
+    return parsed
 
 
 def fla_op():
@@ -94,6 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
     parser.add_argument("--num-warps", type=int, default=None, help="our kernels' warps (default: launch_config's)")
     parser.add_argument("--dqk-key-tile", type=int, default=None, help="the dq/dk kernel's key tile (default: BK)")
+    parser.add_argument(
+        "--config", nargs="+", default=[], metavar="KEY=VALUE", help="launch_config entries to override, e.g. BV_O=64"
+    )
     parser.add_argument("--profile", action="store_true", help="also list each kernel's time (first length only)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -101,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("lrnn bench chunk_gla needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
 
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
-    overrides = {"num_warps": args.num_warps, "BK_DQK": args.dqk_key_tile}
+    overrides = {"num_warps": args.num_warps, "BK_DQK": args.dqk_key_tile} | config_entries(args.config)
     override_config(**{key: value for key, value in overrides.items() if value is not None})
     device = torch.device("cuda")
     peer = None if args.no_fla else fla_op()
@@ -116,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
             "gate": "per_key",
             "num_warps": args.num_warps,
             "dqk_key_tile": args.dqk_key_tile,
+            "overrides": config_entries(args.config),
         },
         "results": [],
     }

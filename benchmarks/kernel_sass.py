@@ -172,7 +172,9 @@ def selective_scan_kernels() -> list[KernelSpec]:
 
 
 def chunk_gla_kernels() -> list[KernelSpec]:
-    """The eight chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, states, ``A``, ``dg``)."""
+    """The chunk_gla kernels, per-key gates, K = V = 128, bf16 inputs (float32 ``G``, ``A``, ``dg`` and the
+    backward's states; the forward's states and its output kernel's dot operands bf16)."""
+    import torch
     from lrnn.core.scan.gla import triton as face
 
     config = face.launch_config(128, 128)
@@ -184,20 +186,24 @@ def chunk_gla_kernels() -> list[KernelSpec]:
         for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr", "a_ptr", "da_ptr")
     }
     pointers["g_ptr"] = "*bf16"
+    forward_states = {**pointers, "h_ptr": "*bf16"}
+    output_tiles = {**tiles, "BV": config["BV_O"], "OPERAND": face.dot_operand(torch.bfloat16, torch.device("cuda"))}
     specs = [
-        ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], **common}),
-        ("fwd_h", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}),
-        ("fwd_a", face._fwd_a_kernel, {**tiles, **common}),
-        ("fwd_o", face._fwd_o_kernel, {**tiles, **common}),
-        ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}),
-        ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}),
-        ("bwd_da", face._bwd_da_kernel, {**tiles, **common}),
-        ("bwd_dqk", face._bwd_dqk_kernel, {**tiles, **common}),
+        ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], **common}, pointers),
+        ("fwd_h", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}, forward_states),
+        ("fwd_h (bwd)", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}, pointers),
+        ("fwd_a", face._fwd_a_kernel, {**tiles, **common}, pointers),
+        ("fwd_o", face._fwd_o_kernel, {**output_tiles, **common}, forward_states),
+        ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}, pointers),
+        ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}, pointers),
+        ("bwd_da", face._bwd_da_kernel, {**tiles, **common}, pointers),
+        ("bwd_dqk", face._bwd_dqk_kernel, {**tiles, **common}, pointers),
     ]
     kernels = []
-    for name, kernel, constexprs in specs:
+    for name, kernel, constexprs, kinds in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, pointers, config["num_warps"]))
+        warps = config["WARPS_O"] if kernel is face._fwd_o_kernel else config["num_warps"]
+        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, warps))
     return kernels
 
 

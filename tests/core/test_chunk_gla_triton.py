@@ -12,7 +12,7 @@ from test_chunk_gla import TOLERANCE, assert_close_to, fixed_gate_scale, make_in
 ON_GPU = torch.cuda.is_available()
 # Under the interpreter: 32-step chunks of two 16-step sub-chunks and 32-wide tiles, so T = 63 and 130 have several
 # chunks with a partial last one, and K = 48, V = 100 partial key and value tiles.
-SMALL_TILES = {"BT": 32, "BC": 16, "BK": 32, "BV": 32, "num_warps": 1}
+SMALL_TILES = {"BT": 32, "BC": 16, "BK": 32, "BV": 32, "BV_O": 64, "num_warps": 1}
 
 # (gate, normalizer, T, K, V, reverse): every gate form and strength, each size and direction several times.
 CASES = [

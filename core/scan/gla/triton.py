@@ -13,8 +13,9 @@ Kernels (grid in brackets):
 
 1. ``_cumsum_kernel`` [chunks, B*H]: ``G`` in float32, chunk-local, in the inputs' layout, stored in base 2
    (``G log2 e``), so each ``exp`` below is one ``exp2`` without a multiply.
-2. ``_fwd_h_kernel`` [K blocks, V blocks, B*H]: the states entering every chunk, ``h [B, NT, H, K, V]`` float32,
-   and the final state; a sequential loop over chunks.
+2. ``_fwd_h_kernel`` [K blocks, V blocks, B*H]: the states entering every chunk, ``h [B, NT, H, K, V]``
+   (bfloat16 in a bfloat16 forward, float32 otherwise: ``forward_state_dtype``), and the final state; a
+   sequential loop over chunks.
 3. ``_fwd_a_kernel`` [sub-chunks, chunks, B*H]: the intra-chunk scores ``A [B, T, H, BT]`` (float32; below).
    ``_fwd_o_kernel`` [V blocks, chunks, B*H]: ``o = scale * ((q * exp(G)) S + A v)``, two dense dots a chunk.
 4. ``_bwd_dh_kernel`` [K blocks, V blocks, B*H]: ``dS`` leaving every chunk (``dh``), in reverse, and ``dh0``:
@@ -48,7 +49,8 @@ Chunk by chunk the later chunks' share is ``sum_v dS' * S'`` at the chunk's end 
 next entry of ``h`` or the final state), so ``dg`` is a reverse cumulative sum within the chunk plus that row.
 A scalar gate's gradient is the per-key one summed over keys (the wrapper reduces; a fixed gate's view sums the rest).
 
-Arithmetic and states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit ones.
+Arithmetic and carried states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit
+ones, except the output kernel's two dots in a bfloat16 forward, which take bfloat16 operands (as fla's do).
 """
 
 from typing import NamedTuple
@@ -68,14 +70,35 @@ SUBCHUNK = 16
 
 def launch_config(key_dim: int, value_dim: int) -> dict:
     """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
-    edges); ``BK_DQK``, the dq/dk kernel's key tile, defaults to ``BK`` when absent."""
+    edges). The output kernel has its own value tile ``BV_O`` (up to 128: each value tile re-reads ``q``, ``G``
+    and ``A``) and warps ``WARPS_O`` (8 hold its ``[BT, 128]`` tiles without spilling), defaulting to ``BV`` and
+    ``num_warps`` when absent; ``BK_DQK``, the dq/dk kernel's key tile, defaults to ``BK``."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
         "BK": min(64, max(16, triton.next_power_of_2(key_dim))),
         "BV": min(64, max(16, triton.next_power_of_2(value_dim))),
+        "BV_O": min(128, max(16, triton.next_power_of_2(value_dim))),
         "num_warps": 4,
+        "WARPS_O": 8,
     }
+
+
+def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the forward's chunk states ``h``: bfloat16 for bfloat16 inputs (half the bytes of the largest
+    stream, and ``_fwd_o_kernel``'s dots then take bfloat16 operands, as fla's do), float32 otherwise (float16's
+    range is too short for a state). The states are carried in float32 and rounded only where stored; the backward
+    recomputes them in float32."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
+def dot_operand(state_dtype: torch.dtype, device: torch.device) -> tl.dtype:
+    """The operand dtype of ``_fwd_o_kernel``'s dots: the states' dtype on CUDA. The interpreter (CPU tensors)
+    multiplies bfloat16 operands of ``tl.dot`` wrongly (it reads their bits as integers), so there the operands,
+    rounded to bfloat16 all the same, enter as float32: the same products, each exact in float32."""
+    if state_dtype == torch.bfloat16 and device.type == "cuda":
+        return tl.bfloat16
+    return tl.float32
 
 
 def keeps_scores(q: torch.Tensor, v: torch.Tensor) -> bool:
@@ -224,7 +247,7 @@ def _fwd_h_kernel(
     base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
     gcols = _gate_cols(cols_k, PER_KEY)
     for n in range(0, NT):
-        tl.store(h_ptr + ((c0 + n) * H + h) * K * V + state_offs, state, mask=mask_kv)
+        tl.store(h_ptr + ((c0 + n) * H + h) * K * V + state_offs, state.to(h_ptr.dtype.element_ty), mask=mask_kv)
         t, valid = _positions(n, 0, T, BT, BT, REVERSE)
         last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
         G = _load_rows(gc_ptr, base_g, t, valid, gcols, mask_k, H * KG)
@@ -313,10 +336,11 @@ def _fwd_a_kernel(
 def _fwd_o_kernel(
     q_ptr, v_ptr, gc_ptr, h_ptr, a_ptr, o_ptr, scale, T, H, K, V, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
+    PRECISION: tl.constexpr, OPERAND: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``o = scale * ((q * exp(G)) S + A v)`` for a whole chunk and one value tile: two dense ``tl.dot`` over the
-    chunk's ``BT`` rows (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
+    chunk's ``BT`` rows (``A`` from ``_fwd_a_kernel``, read at and below the diagonal), their operands rounded to
+    the states' dtype (``forward_state_dtype``) and entering as ``OPERAND`` (``dot_operand``)."""
     vb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_v = vb * BV + tl.arange(0, BV)
@@ -324,6 +348,7 @@ def _fwd_o_kernel(
     base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
     state_ptr = h_ptr + ((c0 + n) * H + h) * K * V
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+    rounded = h_ptr.dtype.element_ty
     acc = tl.zeros([BT, BV], dtype=tl.float32)
     for k0 in range(0, K, BK):
         cols_k = k0 + tl.arange(0, BK)
@@ -333,10 +358,12 @@ def _fwd_o_kernel(
         state = tl.load(
             state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
-        acc += tl.dot(q * _masked_exp(G, valid), state, input_precision=PRECISION)
+        q = (q * _masked_exp(G, valid)).to(rounded).to(OPERAND)
+        acc += tl.dot(q, state.to(OPERAND), input_precision=PRECISION)
     offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
-    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
-    acc += tl.dot(scores, _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V), input_precision=PRECISION)
+    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0).to(rounded).to(OPERAND)
+    v = _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V).to(rounded).to(OPERAND)
+    acc += tl.dot(scores, v, input_precision=PRECISION)
     _store_rows(o_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc * scale)
 
 
@@ -582,11 +609,12 @@ def chunk_cumsum(g: torch.Tensor, reverse: bool, cfg: dict, grid: ChunkGrid) -> 
     return gc
 
 
-def chunk_states(k, v, gc, initial_state, reverse, cfg, grid):
-    """The float32 states entering every chunk ``h [slots, H, K, V]`` and the final states ``[N, H, K, V]``."""
+def chunk_states(k, v, gc, initial_state, reverse, cfg, grid, dtype=torch.float32):
+    """The states entering every chunk ``h [slots, H, K, V]`` in ``dtype`` and the float32 final states
+    ``[N, H, K, V]``."""
     _, steps, heads, key_dim = k.shape
     value_dim = v.shape[-1]
-    h = torch.empty(grid.slots, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
+    h = torch.empty(grid.slots, heads, key_dim, value_dim, dtype=dtype, device=k.device)
     final_state = torch.empty(grid.sequences, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
     launch = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)
     _fwd_h_kernel[launch](
@@ -622,13 +650,15 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
     value_dim = v.shape[-1]
     grid = chunk_grid(q, cfg["BT"], cu_seqlens)
     gc = chunk_cumsum(g, reverse, cfg, grid)
-    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg, grid)
+    h, final_state = chunk_states(k, v, gc, initial_state, reverse, cfg, grid, forward_state_dtype(q.dtype))
     scores = intra_chunk_scores(q, k, gc, reverse, cfg, grid)
     o = torch.empty_like(v)
-    _fwd_o_kernel[(triton.cdiv(value_dim, cfg["BV"]), grid.programs, grid.heads)](
+    value_tile = cfg.get("BV_O", cfg["BV"])
+    _fwd_o_kernel[(triton.cdiv(value_dim, value_tile), grid.programs, grid.heads)](
         q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, g.shape[-1], grid.per_sequence,
-        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
-        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
+        BT=cfg["BT"], BK=cfg["BK"], BV=value_tile, PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
+        PRECISION=_PRECISION[q.dtype], OPERAND=dot_operand(h.dtype, q.device),
+        num_warps=cfg.get("WARPS_O", cfg["num_warps"]), **grid.chunk_args,
     )  # fmt: skip
     return o, final_state, scores
 
