@@ -183,7 +183,19 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     common |= {"cu_ptr": None, "chunk_ptr": None, "offs_ptr": None}
     pointers = {
         name: "*fp32"
-        for name in ("gc_ptr", "h_ptr", "ht_ptr", "h0_ptr", "dh_ptr", "dh0_ptr", "dg_ptr", "a_ptr", "da_ptr")
+        for name in (
+            "gc_ptr",
+            "h_ptr",
+            "ht_ptr",
+            "h0_ptr",
+            "dh_ptr",
+            "dh0_ptr",
+            "dg_ptr",
+            "a_ptr",
+            "da_ptr",
+            "dqi_ptr",
+            "dki_ptr",
+        )
     }
     pointers["g_ptr"] = "*bf16"
     forward_states = {**pointers, "h_ptr": "*bf16"}
@@ -197,7 +209,8 @@ def chunk_gla_kernels() -> list[KernelSpec]:
         ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}, pointers),
         ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}, pointers),
         ("bwd_da", face._bwd_da_kernel, {**tiles, **common}, pointers),
-        ("bwd_dqk", face._bwd_dqk_kernel, {**tiles, **common}, pointers),
+        ("bwd_dqk_intra", face._bwd_dqk_intra_kernel, {**tiles, **common}, pointers),
+        ("bwd_dqkg", face._bwd_dqkg_kernel, {**tiles, **common}, pointers),
     ]
     kernels = []
     for name, kernel, constexprs, kinds in specs:

@@ -23,7 +23,9 @@ Kernels (grid in brackets):
 5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv = scale * A^T do + (k exp(gl - G)) dS'``, ``A`` recomputed by
    ``_fwd_a_kernel``.
 6. ``_bwd_da_kernel`` [chunks, B*H]: ``dA = do v^T`` ``[B, T, H, BT]``, at and below the diagonal, one dense dot.
-   ``_bwd_dqk_kernel`` [K blocks, chunks, B*H]: ``dq``, ``dk`` and the per-key gate gradient ``dg``, from ``dA``.
+7. ``_bwd_dqk_intra_kernel`` [K blocks * sub-chunks, chunks, B*H]: the intra-chunk parts of ``dq`` and ``dk`` from
+   ``dA``, float32. ``_bwd_dqkg_kernel`` [K blocks, chunks, B*H]: adds the inter-chunk parts (dense dots against
+   ``S`` and ``dS'``) and forms the per-key gate gradient ``dg``.
 
 Saved for the backward: the inputs, and ``A`` where it takes no more memory than ``q`` (``keeps_scores``: ``BT``
 float32 scores against ``K`` input values a token and head, so at K = 128 in 16-bit, as fla does); ``G`` and ``h``
@@ -45,8 +47,10 @@ anchor: its blocks are ``(q_i . k_j) exp(G_i - G_j)``, a ``tl.dot`` scaled by a 
 The gate gradient: with ``B_t`` the cumulative log gate over the whole sequence, ``q_t`` and ``k_t`` only ever
 appear as ``q_t exp(B_t)`` and ``k_t exp(-B_t)`` (and ``exp(B_T)`` scales the final state), so
 ``dL/dB_t = q_t dq_t - k_t dk_t`` (+ ``sum_v dS_T * S_T`` at the last step) and ``dg_u = sum_{t >= u} dL/dB_t``.
-Chunk by chunk the later chunks' share is ``sum_v dS' * S'`` at the chunk's end (``S'`` the state leaving it, the
-next entry of ``h`` or the final state), so ``dg`` is a reverse cumulative sum within the chunk plus that row.
+Chunk by chunk the later chunks' share is ``sum_v dS' * S'`` at the chunk's end (``S'`` the state leaving it), so
+``dg`` is a reverse cumulative sum within the chunk plus that row. Expanding ``S'`` by the update above turns the
+row into ``exp(gl) sum_v dS' * S + sum_j k_j dk_j`` with ``dk_j = (v_j dS'^T) exp(gl - G_j)``, the inter-chunk part
+of ``dk``: the kernel that forms ``dg`` reads only the state entering the chunk.
 A scalar gate's gradient is the per-key one summed over keys (the wrapper reduces; a fixed gate's view sums the rest).
 
 Arithmetic and carried states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit
@@ -72,7 +76,7 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
     """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
     edges). The output kernel has its own value tile ``BV_O`` (up to 128: each value tile re-reads ``q``, ``G``
     and ``A``) and warps ``WARPS_O`` (8 hold its ``[BT, 128]`` tiles without spilling), defaulting to ``BV`` and
-    ``num_warps`` when absent; ``BK_DQK``, the dq/dk kernel's key tile, defaults to ``BK``."""
+    ``num_warps`` when absent; ``BK_DQK``, the dq/dk kernels' key tile, defaults to ``BK``."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -458,100 +462,110 @@ def _bwd_da_kernel(
     tl.store(da_ptr + offs_a, acc, mask=causal)
 
 
-@triton.jit
-def _dot_state(x_ptr, base, t, valid, state_ptr, cols_k, mask_k, V, stride_t, BC: tl.constexpr, BK: tl.constexpr,
-               BV: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
-    """``x S^T`` over all ``V`` columns for ``x [BC, V]`` rows and the state block ``S [BK, V]``: ``[BC, BK]``."""
-    acc = tl.zeros([BC, BK], dtype=tl.float32)
-    for v0 in range(0, V, BV):
-        cols = v0 + tl.arange(0, BV)
-        mask = cols < V
-        x = _load_rows(x_ptr, base, t, valid, cols, mask, stride_t)
-        state = tl.load(
-            state_ptr + cols_k[:, None] * V + cols[None, :], mask=mask_k[:, None] & mask[None, :], other=0.0
-        )
-        acc += tl.dot(x, tl.trans(state), input_precision=PRECISION)
-    return acc
-
-
 @triton.jit(do_not_specialize=["T"])
-def _bwd_dqk_kernel(
-    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, ht_ptr, do_ptr, dh_ptr, da_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V, KG,
-    NT, cu_ptr, chunk_ptr, offs_ptr,
-    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr,
-    REVERSE: tl.constexpr, PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
+def _bwd_dqk_intra_kernel(
+    q_ptr, k_ptr, gc_ptr, da_ptr, dqi_ptr, dki_ptr, scale, T, H, K, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
+    BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
+    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
-    kb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    b, h, n, bos, T, NT, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
+    """The intra-chunk parts of ``dq`` and ``dk`` for sub-chunk ``ic`` and key tile ``kb`` (program axis 0 holds
+    both), float32: ``dq_i = scale sum_{j <= i} dA_ij k_j exp(G_i - G_j)`` and ``dk_j = scale sum_{i >= j} dA_ij q_i
+    exp(G_i - G_j)``. Earlier (later) sub-chunks: one ``tl.dot`` each through an anchor; the diagonal block: one key
+    (query) row at a time, ``[BC, BK]`` products accumulated without a sum across lanes."""
     NC: tl.constexpr = BT // BC
+    kb, ic = tl.program_id(0) // NC, tl.program_id(0) % NC
+    pid, bh = tl.program_id(1), tl.program_id(2).to(tl.int64)
+    _, h, n, bos, T, _, _ = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_k = kb * BK + tl.arange(0, BK)
     mask_k = cols_k < K
     gcols = _gate_cols(cols_k, PER_KEY)
+    base_k, base_g, base_a = (bos * H + h) * K, (bos * H + h) * KG, (bos * H + h) * BT
+    t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
+    G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
+    rows = tl.arange(0, BC)
+    # dq: earlier key sub-chunks, anchored at the step before this sub-chunk, then the diagonal block.
+    anchor = _gate_row(gc_ptr, base_g, n * BT + tl.maximum(ic * BC - 1, 0), T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+    dq = tl.zeros([BC, BK], dtype=tl.float32)
+    for jc in range(0, ic):
+        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+        G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+        k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+        d_scores = _score_block(da_ptr, base_a, t_i, valid_i, jc * BC, H * BT, BC, False)
+        dq += tl.dot(d_scores, k_j * _masked_exp(anchor[None, :] - G_j, valid_j), input_precision=PRECISION)
+    dq *= _masked_exp(G_i - anchor[None, :], valid_i)
+    for j in range(0, BC):
+        p_j = n * BT + ic * BC + j
+        t_j, on_j = _time(p_j, T, REVERSE), mask_k & (p_j < T)
+        k_j = tl.load(k_ptr + base_k + t_j * H * K + cols_k, mask=on_j, other=0.0).to(tl.float32)
+        G_j = tl.load(gc_ptr + base_g + t_j * H * KG + gcols, mask=on_j, other=0.0)
+        d_col = tl.load(da_ptr + base_a + t_i * H * BT + ic * BC + j, mask=valid_i & (rows >= j), other=0.0)
+        dq += d_col[:, None] * k_j[None, :] * tl.exp2(tl.minimum(G_i - G_j[None, :], 0.0))
+    _store_rows(dqi_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dq * scale)
+    # dk: later query sub-chunks, anchored at this sub-chunk's last step, then the diagonal block.
+    anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC + BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
+    dk = tl.zeros([BC, BK], dtype=tl.float32)
+    for jc in range(ic + 1, NC):
+        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+        G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
+        q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+        d_scores = _score_block(da_ptr, base_a, t_j, valid_j, ic * BC, H * BT, BC, False)
+        dk += tl.dot(tl.trans(d_scores), q_j * _masked_exp(G_j - anchor[None, :], valid_j), input_precision=PRECISION)
+    dk *= _masked_exp(anchor[None, :] - G_i, valid_i)
+    for j in range(0, BC):
+        p_j = n * BT + ic * BC + j
+        t_j, on_j = _time(p_j, T, REVERSE), mask_k & (p_j < T)
+        q_j = tl.load(q_ptr + base_k + t_j * H * K + cols_k, mask=on_j, other=0.0).to(tl.float32)
+        G_j = tl.load(gc_ptr + base_g + t_j * H * KG + gcols, mask=on_j, other=0.0)
+        d_row = tl.load(da_ptr + base_a + t_j * H * BT + ic * BC + rows, mask=(p_j < T) & (rows <= j), other=0.0)
+        dk += d_row[:, None] * q_j[None, :] * tl.exp2(tl.minimum(G_j[None, :] - G_i, 0.0))
+    _store_rows(dki_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dk * scale)
+
+
+@triton.jit(do_not_specialize=["T"])
+def _bwd_dqkg_kernel(
+    q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, do_ptr, dh_ptr, dqi_ptr, dki_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V,
+    KG, NT, cu_ptr, chunk_ptr, offs_ptr,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
+    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
+):  # fmt: skip
+    """``dq``, ``dk`` and ``dg`` for a whole chunk and key tile: the inter-chunk parts ``dq = scale (do S^T)
+    exp(G)`` and ``dk = (v dS'^T) exp(gl - G)`` as dense dots over ``V``, plus the intra-chunk parts (``dqi``,
+    ``dki``); then ``dg``, the reverse cumulative sum of ``q dq - k dk`` plus the later chunks' share ``sum_v dS' *
+    S'`` (module docstring: formed from ``S`` and the inter part of ``dk``)."""
+    kb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
+    cols_k = kb * BK + tl.arange(0, BK)
+    mask_k = cols_k < K
     base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
-    base_a = (bos * H + h) * BT
     state_ptr = h_ptr + ((c0 + n) * H + h) * K * V
     grad_ptr = dh_ptr + ((c0 + n) * H + h) * K * V
-    next_ptr = h_ptr + ((c0 + n + 1) * H + h) * K * V
-    if n == NT - 1:
-        next_ptr = ht_ptr + (b * H + h) * K * V
-    # The later chunks' share of dg: sum_v dS' * S' at this chunk's end.
+    t, valid = _positions(n, 0, T, BT, BT, REVERSE)
+    dq = tl.zeros([BT, BK], dtype=tl.float32)
+    dk = tl.zeros([BT, BK], dtype=tl.float32)
     carry = tl.zeros([BK], dtype=tl.float32)
     for v0 in range(0, V, BV):
         cols = v0 + tl.arange(0, BV)
+        mask = cols < V
         offs = cols_k[:, None] * V + cols[None, :]
-        mask = mask_k[:, None] & (cols < V)[None, :]
-        carry += tl.sum(
-            tl.load(grad_ptr + offs, mask=mask, other=0.0) * tl.load(next_ptr + offs, mask=mask, other=0.0), 1
-        )
+        mask_kv = mask_k[:, None] & mask[None, :]
+        state = tl.load(state_ptr + offs, mask=mask_kv, other=0.0)
+        grad = tl.load(grad_ptr + offs, mask=mask_kv, other=0.0)
+        carry += tl.sum(state * grad, 1)
+        do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V)
+        dq += tl.dot(do, tl.trans(state), input_precision=PRECISION)
+        dk += tl.dot(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V), tl.trans(grad), input_precision=PRECISION)
+    G = _load_rows(gc_ptr, base_g, t, valid, _gate_cols(cols_k, PER_KEY), mask_k, H * KG)
     last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-    for step in range(0, NC):
-        ic = NC - 1 - step
-        t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
-        q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-        k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-        G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, gcols, mask_k, H * KG)
-        # Inter-chunk parts: dq_i = scale (do_i S^T) exp(G_i), dk_i = (v_i dS'^T) exp(gl - G_i).
-        dq = scale * _dot_state(do_ptr, base_v, t_i, valid_i, state_ptr, cols_k, mask_k, V, H * V, BC, BK, BV,
-                                PRECISION) * _masked_exp(G_i, valid_i)  # fmt: skip
-        dk = _dot_state(v_ptr, base_v, t_i, valid_i, grad_ptr, cols_k, mask_k, V, H * V, BC, BK, BV,
-                        PRECISION) * _masked_exp(last[None, :] - G_i, valid_i)  # fmt: skip
-        # The diagonal block.
-        d_scores = _score_block(da_ptr, base_a, t_i, valid_i, ic * BC, H * BT, BC, True)
-        decay = _diagonal_decay(G_i, BC) * d_scores[:, :, None]
-        dq += scale * tl.sum(decay * k_i[None, :, :], axis=1)
-        dk += scale * tl.sum(decay * q_i[:, None, :], axis=0)
-        # Earlier key sub-chunks for dq, anchored at the step before this sub-chunk.
-        anchor = _gate_row(
-            gc_ptr, base_g, n * BT + tl.maximum(ic * BC - 1, 0), T, cols_k, mask_k, H * KG, PER_KEY, REVERSE
-        )
-        acc = tl.zeros([BC, BK], dtype=tl.float32)
-        for jc in range(0, ic):
-            t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
-            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
-            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-            k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
-            d_scores = _score_block(da_ptr, base_a, t_i, valid_i, jc * BC, H * BT, BC, False)
-            acc += tl.dot(d_scores, k_j, input_precision=PRECISION)
-        dq += scale * acc * _masked_exp(G_i - anchor[None, :], valid_i)
-        # Later query sub-chunks for dk, anchored at this sub-chunk's last step.
-        anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC + BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-        acc = tl.zeros([BC, BK], dtype=tl.float32)
-        for jc in range(ic + 1, NC):
-            t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
-            G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
-            q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-            q_j = q_j * _masked_exp(G_j - anchor[None, :], valid_j)
-            d_scores = _score_block(da_ptr, base_a, t_j, valid_j, ic * BC, H * BT, BC, False)
-            acc += tl.dot(tl.trans(d_scores), q_j, input_precision=PRECISION)
-        dk += scale * acc * _masked_exp(anchor[None, :] - G_i, valid_i)
-        _store_rows(dq_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dq)
-        _store_rows(dk_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, dk)
-        # dg_u = sum_{t >= u} (q_t dq_t - k_t dk_t) + the later chunks' share.
-        part = q_i * dq - k_i * dk
-        _store_rows(
-            dg_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K, tl.cumsum(part, axis=0, reverse=True) + carry[None, :]
-        )
-        carry += tl.sum(part, axis=0)
+    q = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+    k = _load_rows(k_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+    dk *= _masked_exp(last[None, :] - G, valid)
+    carry = carry * tl.exp2(last) + tl.sum(k * dk, 0)
+    dq = scale * dq * _masked_exp(G, valid) + _load_rows(dqi_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+    dk += _load_rows(dki_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+    _store_rows(dq_ptr, base_k, t, valid, cols_k, mask_k, H * K, dq)
+    _store_rows(dk_ptr, base_k, t, valid, cols_k, mask_k, H * K, dk)
+    dg = tl.cumsum(q * dq - k * dk, axis=0, reverse=True) + carry[None, :]
+    _store_rows(dg_ptr, base_k, t, valid, cols_k, mask_k, H * K, dg)
 
 
 _PRECISION = {torch.float32: "ieee", torch.float16: "tf32", torch.bfloat16: "tf32"}
@@ -693,12 +707,19 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
         do, v, d_scores, steps, heads, value_dim, grid.per_sequence, BT=cfg["BT"], BV=cfg["BV"], REVERSE=reverse,
         PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
     )  # fmt: skip
+    key_tile = cfg.get("BK_DQK", cfg["BK"])
+    intra_dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
+    intra_dk = torch.empty_like(intra_dq)
+    _bwd_dqk_intra_kernel[(triton.cdiv(key_dim, key_tile) * (cfg["BT"] // cfg["BC"]), grid.programs, grid.heads)](
+        q, k, gc, d_scores, intra_dq, intra_dk, scale, steps, heads, key_dim, width, grid.per_sequence, BT=cfg["BT"],
+        BC=cfg["BC"], BK=key_tile, PER_KEY=width > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
+        num_warps=cfg["num_warps"], **grid.chunk_args,
+    )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
-    key_tile = cfg.get("BK_DQK", cfg["BK"])
-    _bwd_dqk_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
-        q, k, v, gc, h, final_state, do, dh, d_scores, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
-        grid.per_sequence, BC=cfg["BC"], **{**common, "BK": key_tile}, **grid.chunk_args,
+    _bwd_dqkg_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
+        q, k, v, gc, h, do, dh, intra_dq, intra_dk, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
+        grid.per_sequence, **{**common, "BK": key_tile}, **grid.chunk_args,
     )  # fmt: skip
     if width == 1:
         dg = dg.sum(-1, keepdim=True)
