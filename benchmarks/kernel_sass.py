@@ -215,7 +215,8 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     kernels = []
     for name, kernel, constexprs, kinds in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        warps = config["WARPS_O"] if kernel is face._fwd_o_kernel else config["num_warps"]
+        own_warps = {face._fwd_o_kernel: "WARPS_O", face._bwd_dqkg_kernel: "WARPS_DQKG"}
+        warps = config[own_warps.get(kernel, "num_warps")]
         kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, warps))
     return kernels
 

@@ -75,8 +75,9 @@ SUBCHUNK = 16
 def launch_config(key_dim: int, value_dim: int) -> dict:
     """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
     edges). The output kernel has its own value tile ``BV_O`` (up to 128: each value tile re-reads ``q``, ``G``
-    and ``A``) and warps ``WARPS_O`` (8 hold its ``[BT, 128]`` tiles without spilling), defaulting to ``BV`` and
-    ``num_warps`` when absent; ``BK_DQK``, the dq/dk kernels' key tile, defaults to ``BK``."""
+    and ``A``) and warps ``WARPS_O`` (8 hold its ``[BT, 128]`` tiles without spilling), the whole-chunk dq/dk/dg
+    kernel its warps ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread), defaulting to ``BV`` and ``num_warps`` when
+    absent; ``BK_DQK``, the dq/dk kernels' key tile, defaults to ``BK``."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -85,6 +86,7 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
         "BV_O": min(128, max(16, triton.next_power_of_2(value_dim))),
         "num_warps": 4,
         "WARPS_O": 8,
+        "WARPS_DQKG": 8,
     }
 
 
@@ -555,16 +557,16 @@ def _bwd_dqkg_kernel(
         dq += tl.dot(do, tl.trans(state), input_precision=PRECISION)
         dk += tl.dot(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V), tl.trans(grad), input_precision=PRECISION)
     G = _load_rows(gc_ptr, base_g, t, valid, _gate_cols(cols_k, PER_KEY), mask_k, H * KG)
+    dq = scale * dq * _masked_exp(G, valid) + _load_rows(dqi_ptr, base_k, t, valid, cols_k, mask_k, H * K)
+    _store_rows(dq_ptr, base_k, t, valid, cols_k, mask_k, H * K, dq)
+    part = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K) * dq
     last = _gate_row(gc_ptr, base_g, tl.minimum(n * BT + BT, T) - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-    q = _load_rows(q_ptr, base_k, t, valid, cols_k, mask_k, H * K)
     k = _load_rows(k_ptr, base_k, t, valid, cols_k, mask_k, H * K)
     dk *= _masked_exp(last[None, :] - G, valid)
     carry = carry * tl.exp2(last) + tl.sum(k * dk, 0)
-    dq = scale * dq * _masked_exp(G, valid) + _load_rows(dqi_ptr, base_k, t, valid, cols_k, mask_k, H * K)
     dk += _load_rows(dki_ptr, base_k, t, valid, cols_k, mask_k, H * K)
-    _store_rows(dq_ptr, base_k, t, valid, cols_k, mask_k, H * K, dq)
     _store_rows(dk_ptr, base_k, t, valid, cols_k, mask_k, H * K, dk)
-    dg = tl.cumsum(q * dq - k * dk, axis=0, reverse=True) + carry[None, :]
+    dg = tl.cumsum(part - k * dk, axis=0, reverse=True) + carry[None, :]
     _store_rows(dg_ptr, base_k, t, valid, cols_k, mask_k, H * K, dg)
 
 
@@ -719,7 +721,8 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
     _bwd_dqkg_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
         q, k, v, gc, h, do, dh, intra_dq, intra_dk, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
-        grid.per_sequence, **{**common, "BK": key_tile}, **grid.chunk_args,
+        grid.per_sequence, **{**common, "BK": key_tile, "num_warps": cfg.get("WARPS_DQKG", cfg["num_warps"])},
+        **grid.chunk_args,
     )  # fmt: skip
     if width == 1:
         dg = dg.sum(-1, keepdim=True)
