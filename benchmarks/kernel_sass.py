@@ -199,7 +199,8 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     }
     pointers["g_ptr"] = "*bf16"
     forward_states = {**pointers, "h_ptr": "*bf16"}
-    output_tiles = {**tiles, "BV": config["BV_O"], "OPERAND": face.dot_operand(torch.bfloat16, torch.device("cuda"))}
+    rounded, operand = face.dot_dtypes(torch.bfloat16, torch.device("cuda"))
+    output_tiles = {**tiles, "BV": config["BV_O"], "ROUNDED": rounded, "OPERAND": operand}
     specs = [
         ("cumsum", face._cumsum_kernel, {"BT": config["BT"], "BK": config["BK"], **common}, pointers),
         ("fwd_h", face._fwd_h_kernel, {**tiles, **common, "HAS_H0": False, "h0_ptr": None}, forward_states),
@@ -207,7 +208,7 @@ def chunk_gla_kernels() -> list[KernelSpec]:
         ("fwd_a", face._fwd_a_kernel, {**tiles, **common}, pointers),
         ("fwd_o", face._fwd_o_kernel, {**output_tiles, **common}, forward_states),
         ("bwd_dh", face._bwd_dh_kernel, {**tiles, **common, "HAS_DHT": False, "dht_ptr": None}, pointers),
-        ("bwd_dv", face._bwd_dv_kernel, {**tiles, **common}, pointers),
+        ("bwd_dv", face._bwd_dv_kernel, {**output_tiles, **common}, pointers),
         ("bwd_da", face._bwd_da_kernel, {**tiles, **common}, pointers),
         ("bwd_dqk_intra", face._bwd_dqk_intra_kernel, {**tiles, **common}, pointers),
         ("bwd_dqkg", face._bwd_dqkg_kernel, {**tiles, **common}, pointers),
@@ -215,7 +216,7 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     kernels = []
     for name, kernel, constexprs, kinds in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        own_warps = {face._fwd_o_kernel: "WARPS_O", face._bwd_dqkg_kernel: "WARPS_DQKG"}
+        own_warps = {face._fwd_o_kernel: "WARPS_O", face._bwd_dv_kernel: "WARPS_O", face._bwd_dqkg_kernel: "WARPS_DQKG"}
         warps = config[own_warps.get(kernel, "num_warps")]
         kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, warps))
     return kernels

@@ -41,7 +41,7 @@ Numerical safety (the anchor scheme of ``chunked.py``): every exponential has an
 A chunk is cut into sub-chunks of ``BC`` steps. Scores between a query sub-chunk ``I`` and an earlier key
 sub-chunk ``J`` split the decay at an anchor step ``a`` between them, ``exp(G_i - G_a) * exp(G_a - G_j)``, both
 factors <= 1, folded into the operands of one ``tl.dot``; a diagonal block forms ``exp(G_i - G_j)`` elementwise,
-``[BC, BC, BC]`` keys at a time, clamped at 0 above the diagonal before the exponential. A scalar gate needs no
+one key (or query) row at a time, clamped at 0 above the diagonal before the exponential. A scalar gate needs no
 anchor: its blocks are ``(q_i . k_j) exp(G_i - G_j)``, a ``tl.dot`` scaled by a ``[BC, BC]`` decay.
 
 The gate gradient: with ``B_t`` the cumulative log gate over the whole sequence, ``q_t`` and ``k_t`` only ever
@@ -54,7 +54,8 @@ of ``dk``: the kernel that forms ``dg`` reads only the state entering the chunk.
 A scalar gate's gradient is the per-key one summed over keys (the wrapper reduces; a fixed gate's view sums the rest).
 
 Arithmetic and carried states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit
-ones, except the output kernel's two dots in a bfloat16 forward, which take bfloat16 operands (as fla's do).
+ones, except the dots of ``_fwd_o_kernel`` and ``_bwd_dv_kernel`` on bfloat16 inputs, which take bfloat16 operands
+(``dot_dtypes``, as fla's do).
 """
 
 from typing import NamedTuple
@@ -74,8 +75,9 @@ SUBCHUNK = 16
 
 def launch_config(key_dim: int, value_dim: int) -> dict:
     """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
-    edges). The output kernel has its own value tile ``BV_O`` (up to 128: each value tile re-reads ``q``, ``G``
-    and ``A``) and warps ``WARPS_O`` (8 hold its ``[BT, 128]`` tiles without spilling), the whole-chunk dq/dk/dg
+    edges). The output-shaped kernels (``o`` and ``dv``) have their own value tile ``BV_O`` (up to 128: each value
+    tile re-reads the key-side inputs and ``A``) and warps ``WARPS_O`` (8 hold ``[BT, 128]`` tiles without
+    spilling), the whole-chunk dq/dk/dg
     kernel its warps ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread), defaulting to ``BV`` and ``num_warps`` when
     absent; ``BK_DQK``, the dq/dk kernels' key tile, defaults to ``BK``."""
     return {
@@ -92,19 +94,20 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
 
 def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of the forward's chunk states ``h``: bfloat16 for bfloat16 inputs (half the bytes of the largest
-    stream, and ``_fwd_o_kernel``'s dots then take bfloat16 operands, as fla's do), float32 otherwise (float16's
+    stream, as fla keeps them), float32 otherwise (float16's
     range is too short for a state). The states are carried in float32 and rounded only where stored; the backward
     recomputes them in float32."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
-def dot_operand(state_dtype: torch.dtype, device: torch.device) -> tl.dtype:
-    """The operand dtype of ``_fwd_o_kernel``'s dots: the states' dtype on CUDA. The interpreter (CPU tensors)
-    multiplies bfloat16 operands of ``tl.dot`` wrongly (it reads their bits as integers), so there the operands,
-    rounded to bfloat16 all the same, enter as float32: the same products, each exact in float32."""
-    if state_dtype == torch.bfloat16 and device.type == "cuda":
-        return tl.bfloat16
-    return tl.float32
+def dot_dtypes(dtype: torch.dtype, device: torch.device) -> tuple[tl.dtype, tl.dtype]:
+    """``(ROUNDED, OPERAND)`` of the output-shaped kernels' dots (``_fwd_o_kernel``, ``_bwd_dv_kernel``) for
+    inputs of ``dtype``: bfloat16 inputs round the operands to bfloat16, as fla does, others keep float32. On CUDA
+    the operands enter as the rounded dtype; the interpreter (CPU tensors) multiplies bfloat16 operands of
+    ``tl.dot`` wrongly (it reads their bits as integers), so there they enter as float32: the same products, each
+    exact in float32."""
+    rounded = tl.bfloat16 if dtype == torch.bfloat16 else tl.float32
+    return rounded, rounded if device.type == "cuda" else tl.float32
 
 
 def keeps_scores(q: torch.Tensor, v: torch.Tensor) -> bool:
@@ -196,14 +199,6 @@ def _masked_exp(x, valid):
     return tl.where(valid[:, None], tl.exp2(x), 0.0)
 
 
-@triton.jit
-def _diagonal_decay(G, BC: tl.constexpr):
-    """``exp(G_i - G_j)`` for ``j <= i`` and 0 above the diagonal: ``[BC, BC, BK]`` from ``G [BC, BK]``."""
-    rows = tl.arange(0, BC)
-    causal = (rows[:, None] >= rows[None, :])[:, :, None]
-    return tl.where(causal, tl.exp2(tl.minimum(G[:, None, :] - G[None, :, :], 0.0)), 0.0)
-
-
 @triton.jit(do_not_specialize=["T"])
 def _cumsum_kernel(
     g_ptr, gc_ptr, T, H, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
@@ -283,6 +278,52 @@ def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: 
     return decay
 
 
+@triton.jit
+def _earlier_scores(q_ptr, k_ptr, gc_ptr, base_k, base_g, n, ic, t_i, valid_i, T, H, K, BT: tl.constexpr,
+                    BC: tl.constexpr, BK: tl.constexpr, REVERSE: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """Per-key gates: the scores ``[BC, BT]`` of sub-chunk ``ic``'s queries against every key of the chunk before
+    the sub-chunk (0 in the other columns), one ``tl.dot`` a key tile through the anchor, the step before the
+    sub-chunk, so both factors ``exp(G_i - G_a)`` and ``exp(G_a - G_j)`` are at most 1."""
+    t_c, valid_c = _positions(n, 0, T, BT, BT, REVERSE)
+    earlier = valid_c & (tl.arange(0, BT) < ic * BC)
+    scores = tl.zeros([BC, BT], dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        cols_k = k0 + tl.arange(0, BK)
+        mask_k = cols_k < K
+        anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC - 1, T, cols_k, mask_k, H * K, True, REVERSE)
+        G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * K)
+        G_c = _load_rows(gc_ptr, base_g, t_c, earlier, cols_k, mask_k, H * K)
+        q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+        k_c = _load_rows(k_ptr, base_k, t_c, earlier, cols_k, mask_k, H * K)
+        q_i *= _masked_exp(G_i - anchor[None, :], valid_i)
+        k_c *= _masked_exp(anchor[None, :] - G_c, earlier)
+        scores += tl.dot(q_i, tl.trans(k_c), input_precision=PRECISION)
+    return scores
+
+
+@triton.jit
+def _diagonal_scores(q_ptr, k_ptr, gc_ptr, base_k, base_g, n, ic, t_i, valid_i, T, H, K, BT: tl.constexpr,
+                     BC: tl.constexpr, BK: tl.constexpr, REVERSE: tl.constexpr):  # fmt: skip
+    """Per-key gates: sub-chunk ``ic``'s diagonal block ``[BC, BC]``, 0 above the diagonal, one key column at a
+    time: ``sum_k q_ik k_jk exp(G_ik - G_jk)`` over a ``[BC, BK]`` tile, exponents clamped at 0 (above the
+    diagonal, where the column is masked)."""
+    block_cols = tl.arange(0, BC)
+    scores = tl.zeros([BC, BC], dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        cols_k = k0 + tl.arange(0, BK)
+        mask_k = cols_k < K
+        q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+        G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * K)
+        for j in range(0, BC):
+            p_j = n * BT + ic * BC + j
+            t_j, on_j = _time(p_j, T, REVERSE), mask_k & (p_j < T)
+            k_j = tl.load(k_ptr + base_k + t_j * H * K + cols_k, mask=on_j, other=0.0).to(tl.float32)
+            G_j = tl.load(gc_ptr + base_g + t_j * H * K + cols_k, mask=on_j, other=0.0)
+            column = tl.sum(q_i * k_j[None, :] * tl.exp2(tl.minimum(G_i - G_j[None, :], 0.0)), 1)
+            scores += tl.where(block_cols[None, :] == j, column[:, None], 0.0)
+    return tl.where(block_cols[:, None] >= block_cols[None, :], scores, 0.0)
+
+
 @triton.jit(do_not_specialize=["T"])
 def _fwd_a_kernel(
     q_ptr, k_ptr, gc_ptr, a_ptr, T, H, K, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
@@ -291,43 +332,38 @@ def _fwd_a_kernel(
 ):  # fmt: skip
     """Row block ``ic`` of chunk ``n``'s intra-chunk scores ``A_ij = sum_k q_ik k_jk exp(G_ik - G_jk)``, ``j <= i``:
     ``A [B, T, H, BT]`` at the rows of sub-chunk ``ic`` and the columns of every key sub-chunk up to it (the
-    columns above the diagonal are not written). Earlier key sub-chunks: one ``tl.dot`` through the anchor (per-key
-    gates) or scaled by ``exp(G_i - G_j)`` after it (scalar gates); the diagonal block: elementwise over ``BC``
-    keys at a time (per-key) or the same dot, masked."""
+    columns past the diagonal block are not written). Per-key gates: the earlier key sub-chunks in one dot through
+    an anchor (``_earlier_scores``), the diagonal block a key column at a time (``_diagonal_scores``). Scalar
+    gates: a dot a key sub-chunk, scaled by ``exp(G_i - G_j)``."""
     ic, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     _, h, n, bos, T, _, _ = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     base_k, base_g, base_a = (bos * H + h) * K, (bos * H + h) * KG, (bos * H + h) * BT
     t_i, valid_i = _positions(n, ic * BC, T, BT, BC, REVERSE)
     block_cols = tl.arange(0, BC)
     every_col = block_cols < BC
-    for jc in range(0, ic):
-        t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
-        scores = tl.zeros([BC, BC], dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            cols_k = k0 + tl.arange(0, BK)
-            mask_k = cols_k < K
-            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-            if PER_KEY:
-                anchor = _gate_row(gc_ptr, base_g, n * BT + ic * BC - 1, T, cols_k, mask_k, H * KG, PER_KEY, REVERSE)
-                G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * KG)
-                G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, cols_k, mask_k, H * KG)
-                q_i = q_i * _masked_exp(G_i - anchor[None, :], valid_i)
-                k_j = k_j * _masked_exp(anchor[None, :] - G_j, valid_j)
-            scores += tl.dot(q_i, tl.trans(k_j), input_precision=PRECISION)
-        if not PER_KEY:
-            scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, H * KG, False)
-        _store_rows(a_ptr, base_a, t_i, valid_i, jc * BC + block_cols, every_col, H * BT, scores)
-    scores = tl.zeros([BC, BC], dtype=tl.float32)
     if PER_KEY:
-        for k0 in range(0, K, BC):
-            cols_k = k0 + block_cols
-            mask_k = cols_k < K
-            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            G_i = _load_rows(gc_ptr, base_g, t_i, valid_i, cols_k, mask_k, H * KG)
-            scores += tl.sum(q_i[:, None, :] * k_i[None, :, :] * _diagonal_decay(G_i, BC), axis=2)
+        if ic > 0:
+            chunk_cols = tl.arange(0, BT)
+            scores = _earlier_scores(
+                q_ptr, k_ptr, gc_ptr, base_k, base_g, n, ic, t_i, valid_i, T, H, K, BT, BC, BK, REVERSE, PRECISION
+            )
+            _store_rows(a_ptr, base_a, t_i, valid_i, chunk_cols, chunk_cols < ic * BC, H * BT, scores)
+        scores = _diagonal_scores(
+            q_ptr, k_ptr, gc_ptr, base_k, base_g, n, ic, t_i, valid_i, T, H, K, BT, BC, BK, REVERSE
+        )
     else:
+        for jc in range(0, ic):
+            t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
+            scores = tl.zeros([BC, BC], dtype=tl.float32)
+            for k0 in range(0, K, BK):
+                cols_k = k0 + tl.arange(0, BK)
+                mask_k = cols_k < K
+                q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
+                k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
+                scores += tl.dot(q_i, tl.trans(k_j), input_precision=PRECISION)
+            scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, H * KG, False)
+            _store_rows(a_ptr, base_a, t_i, valid_i, jc * BC + block_cols, every_col, H * BT, scores)
+        scores = tl.zeros([BC, BC], dtype=tl.float32)
         for k0 in range(0, K, BK):
             cols_k = k0 + tl.arange(0, BK)
             mask_k = cols_k < K
@@ -342,11 +378,11 @@ def _fwd_a_kernel(
 def _fwd_o_kernel(
     q_ptr, v_ptr, gc_ptr, h_ptr, a_ptr, o_ptr, scale, T, H, K, V, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr, OPERAND: tl.constexpr, IS_VARLEN: tl.constexpr,
+    PRECISION: tl.constexpr, ROUNDED: tl.constexpr, OPERAND: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``o = scale * ((q * exp(G)) S + A v)`` for a whole chunk and one value tile: two dense ``tl.dot`` over the
     chunk's ``BT`` rows (``A`` from ``_fwd_a_kernel``, read at and below the diagonal), their operands rounded to
-    the states' dtype (``forward_state_dtype``) and entering as ``OPERAND`` (``dot_operand``)."""
+    ``ROUNDED`` and entering as ``OPERAND`` (``dot_dtypes``)."""
     vb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_v = vb * BV + tl.arange(0, BV)
@@ -354,7 +390,6 @@ def _fwd_o_kernel(
     base_k, base_v, base_g = (bos * H + h) * K, (bos * H + h) * V, (bos * H + h) * KG
     state_ptr = h_ptr + ((c0 + n) * H + h) * K * V
     t, valid = _positions(n, 0, T, BT, BT, REVERSE)
-    rounded = h_ptr.dtype.element_ty
     acc = tl.zeros([BT, BV], dtype=tl.float32)
     for k0 in range(0, K, BK):
         cols_k = k0 + tl.arange(0, BK)
@@ -364,11 +399,11 @@ def _fwd_o_kernel(
         state = tl.load(
             state_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
-        q = (q * _masked_exp(G, valid)).to(rounded).to(OPERAND)
+        q = (q * _masked_exp(G, valid)).to(ROUNDED).to(OPERAND)
         acc += tl.dot(q, state.to(OPERAND), input_precision=PRECISION)
     offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
-    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0).to(rounded).to(OPERAND)
-    v = _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V).to(rounded).to(OPERAND)
+    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0).to(ROUNDED).to(OPERAND)
+    v = _load_rows(v_ptr, base_v, t, valid, cols_v, mask_v, H * V).to(ROUNDED).to(OPERAND)
     acc += tl.dot(scores, v, input_precision=PRECISION)
     _store_rows(o_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc * scale)
 
@@ -402,10 +437,10 @@ def _bwd_dh_kernel(
 def _bwd_dv_kernel(
     k_ptr, gc_ptr, do_ptr, dh_ptr, a_ptr, dv_ptr, scale, T, H, K, V, KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
+    PRECISION: tl.constexpr, ROUNDED: tl.constexpr, OPERAND: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``dv = (k * exp(gl - G)) dS' + scale * A^T do`` for a whole chunk and one value tile, two dense ``tl.dot``
-    (``A`` from ``_fwd_a_kernel``, read at and below the diagonal)."""
+    (``A`` from ``_fwd_a_kernel``, read at and below the diagonal), operands as ``_fwd_o_kernel``'s."""
     vb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     _, h, n, bos, T, _, c0 = _program_chunk(pid, bh, H, T, NT, cu_ptr, chunk_ptr, offs_ptr, BT, IS_VARLEN)
     cols_v = vb * BV + tl.arange(0, BV)
@@ -424,10 +459,10 @@ def _bwd_dv_kernel(
         grad = tl.load(
             grad_ptr + cols_k[:, None] * V + cols_v[None, :], mask=mask_k[:, None] & mask_v[None, :], other=0.0
         )
-        acc += tl.dot(k, grad, input_precision=PRECISION)
+        acc += tl.dot(k.to(ROUNDED).to(OPERAND), grad.to(ROUNDED).to(OPERAND), input_precision=PRECISION)
     offs_a, causal = _chunk_scores(bos * H + h, t, valid, H, BT)
-    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0)
-    do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V)
+    scores = tl.load(a_ptr + offs_a, mask=causal, other=0.0).to(ROUNDED).to(OPERAND)
+    do = _load_rows(do_ptr, base_v, t, valid, cols_v, mask_v, H * V).to(ROUNDED).to(OPERAND)
     acc += scale * tl.dot(tl.trans(scores), do, input_precision=PRECISION)
     _store_rows(dv_ptr, base_v, t, valid, cols_v, mask_v, H * V, acc)
 
@@ -573,6 +608,11 @@ def _bwd_dqkg_kernel(
 _PRECISION = {torch.float32: "ieee", torch.float16: "tf32", torch.bfloat16: "tf32"}
 
 
+def _dot_dtype_args(q: torch.Tensor) -> dict:
+    rounded, operand = dot_dtypes(q.dtype, q.device)
+    return {"ROUNDED": rounded, "OPERAND": operand}
+
+
 class ChunkGrid(NamedTuple):
     """How time is cut into chunks: ``sequences`` (``B``, or ``N`` with ``cu_seqlens``), ``per_sequence`` chunks
     of a dense sequence, ``programs`` along the per-chunk kernels' chunk axis (every chunk of every sequence when
@@ -673,7 +713,7 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
     _fwd_o_kernel[(triton.cdiv(value_dim, value_tile), grid.programs, grid.heads)](
         q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, g.shape[-1], grid.per_sequence,
         BT=cfg["BT"], BK=cfg["BK"], BV=value_tile, PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
-        PRECISION=_PRECISION[q.dtype], OPERAND=dot_operand(h.dtype, q.device),
+        PRECISION=_PRECISION[q.dtype], **_dot_dtype_args(q),
         num_warps=cfg.get("WARPS_O", cfg["num_warps"]), **grid.chunk_args,
     )  # fmt: skip
     return o, final_state, scores
@@ -700,9 +740,11 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
         HAS_DHT=dht is not None, **common, **grid.varlen_args,
     )  # fmt: skip
     dv = torch.empty_like(v)
-    _bwd_dv_kernel[(triton.cdiv(value_dim, cfg["BV"]), grid.programs, grid.heads)](
+    value_tile = cfg.get("BV_O", cfg["BV"])
+    _bwd_dv_kernel[(triton.cdiv(value_dim, value_tile), grid.programs, grid.heads)](
         k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg, grid) if scores is None else scores, dv, scale,
-        steps, heads, key_dim, value_dim, width, grid.per_sequence, **common, **grid.chunk_args,
+        steps, heads, key_dim, value_dim, width, grid.per_sequence, **_dot_dtype_args(q), **grid.chunk_args,
+        **{**common, "BV": value_tile, "num_warps": cfg.get("WARPS_O", cfg["num_warps"])},
     )  # fmt: skip
     d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
     _bwd_da_kernel[(grid.programs, grid.heads)](
