@@ -226,7 +226,7 @@ def linear_scan_kernels() -> list[KernelSpec]:
     """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README; ``T`` and ``D``
     multiples of 16, as the GPU specialises them)."""
     import torch
-    from lrnn.core.scan.linear import lanes, lookback
+    from lrnn.core.scan.linear import lookback
     from lrnn.core.scan.linear import triton as face
 
     flags = {"REVERSE": False, "IS_COMPLEX": False}
@@ -249,11 +249,6 @@ def linear_scan_kernels() -> list[KernelSpec]:
         constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, "REVERSE": False, **extra}
         name = f"look-back {direction} BT={config['BT']} BD={config['BD']}"
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
-    for block_t in (16, 32):
-        constexprs = {"BT": block_t, "BD": 32, "ACC": face.tl.float32, "REVERSE": False, "HAS_H0": False,
-                      "h0_ptr": None}  # fmt: skip
-        kernel = lanes._linear_scan_fwd_lanes_kernel
-        kernels.append(KernelSpec(f"lanes fwd BT={block_t} BD=32", kernel, constexprs, pointers, 1, ("T", "D")))
     return kernels
 
 

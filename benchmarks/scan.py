@@ -10,7 +10,6 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
     lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 2 4   # ... of the look-back kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 --tiles 32x64 16x128   # ... of some tiles
-    lrnn bench scan --sweep --lanes --dtype bfloat16 --warps 1 --tiles 16x32 32x32   # the time-in-thread forward
 """
 
 import argparse
@@ -180,13 +179,10 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(
-    a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None, lanes: bool = False
-) -> list[dict]:
+def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None) -> list[dict]:
     """Kernel times, forward and backward, of every tile in ``tiles`` (default ``SWEEP_TILES``) with each of
     ``warps``; of the look-back kernels (``core/scan/linear/lookback.py``, one program a tile, default tiles
-    ``LOOKBACK_TILES``) when ``lookback``; of the forward with time inside each thread (``lanes.py``, forward only,
-    ``bwd_ms`` None) when ``lanes``."""
+    ``LOOKBACK_TILES``) when ``lookback``."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
@@ -195,18 +191,17 @@ def sweep_configs(
     for (bt, bd), num_warps in itertools.product(tiles, warps):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
-        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback, "lanes": lanes}
+        cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
         fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
-        bwd = None if lanes else median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
+        bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
-        backward = "" if bwd is None else f", bwd {bwd:.3f} ms"
-        print(f"  {'x'.join(map(str, a.shape))} {_tile_name(cfg)}: fwd {fwd:.3f} ms{backward}", flush=True)
+        name = f"{'x'.join(map(str, a.shape))} {_tile_name(cfg)}"
+        print(f"  {name}: fwd {fwd:.3f} ms, bwd {bwd:.3f} ms", flush=True)
     return rows
 
 
 def _tile_name(cfg: dict) -> str:
-    kind = "look-back " if cfg["lookback"] else "lanes " if cfg.get("lanes") else ""
-    return f"{kind}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}"
+    return f"{'look-back ' if cfg['lookback'] else ''}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}"
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -219,7 +214,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sweep", action="store_true", help="also time the Triton kernels' tile configurations")
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
     parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
-    parser.add_argument("--lanes", action="store_true", help="the sweep times the time-in-thread forward instead")
     parser.add_argument("--tiles", type=_tile, nargs="+", help="the sweep's tiles as BTxBD (default: all)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
@@ -258,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles, args.lanes):
+            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()
@@ -284,7 +278,7 @@ def print_table(report: dict) -> None:
         for (shape, dtype), rows in itertools.groupby(report["sweep"], key=lambda r: (tuple(r["shape"]), r["dtype"])):
             rows = list(rows)
             for mode in ("fwd_ms", "bwd_ms"):
-                best = sorted((r for r in rows if r[mode] is not None), key=lambda r: r[mode])[:3]
+                best = sorted(rows, key=lambda r: r[mode])[:3]
                 summary = ", ".join(f"{_tile_name(r)} {r[mode]:.3f}" for r in best)
                 print(f"  {'x'.join(map(str, shape))} {dtype} {mode[:3]}: {summary}")
 

@@ -8,7 +8,7 @@ import triton
 import triton.language as tl
 from lrnn.core.scan import linear_scan, linear_scan_step
 from lrnn.core.scan.backend import accumulation_dtype
-from lrnn.core.scan.linear import chunked, lanes, linear_scan_reference, lookback
+from lrnn.core.scan.linear import chunked, linear_scan_reference, lookback
 from lrnn.core.scan.linear import triton as triton_face
 from scan_testing import gates, randn, relative_error, scalar_loss
 
@@ -93,32 +93,6 @@ def test_lookback_face(monkeypatch, device, shape, strength, reverse, with_h0, d
     monkeypatch.setattr(triton_face, "launch_config", lambda *args: tile)
     case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 1)
-
-
-@pytest.mark.parametrize("shape,strength,reverse,with_h0,dtype", LOOKBACK_CASES)
-def test_lanes_face(monkeypatch, device, shape, strength, reverse, with_h0, dtype):
-    """The forward with time inside each thread (``lanes.py``); the backward is the per-sequence kernel's."""
-    tile = {"BT": 16 if ON_GPU else 8, "BD": 32 if ON_GPU else 8, "num_warps": 1, "lanes": True}
-    monkeypatch.setattr(triton_face, "launch_config", lambda *args: tile)
-    case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=reverse, with_h0=with_h0)
-    check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 2)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("tile", [(16, 32), (32, 32)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_lanes_face_large(monkeypatch, tile, dtype, reverse):
-    config = {"BT": tile[0], "BD": tile[1], "num_warps": 1, "lanes": True}
-    monkeypatch.setattr(triton_face, "launch_config", lambda *args: config)
-    case = dict(dtype=dtype, shape=torch.Size((3, 16411, 300)), strength="near_one", reverse=reverse, with_h0=True)
-    check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=13)
-
-
-def test_lanes_refuses_complex_inputs(device):
-    a = torch.full((1, 4, 2), 0.5 + 0.5j, dtype=torch.complex64, device=device)
-    with pytest.raises(ValueError, match="real inputs"):
-        lanes.linear_scan_lanes_fwd(a, a, None, False, {"BT": 16, "BD": 8, "num_warps": 1})
 
 
 def test_lookback_refuses_complex_inputs(device):

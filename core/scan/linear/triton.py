@@ -7,8 +7,7 @@ joined to the carried state and written once, so the forward moves the minimum: 
 writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic are float32 (float64 for
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
 All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
-``lookback.py``, which splits time across programs (real inputs); a forward config with ``"lanes": True`` to
-``lanes.py``, which keeps time inside each thread (real inputs).
+``lookback.py``, which splits time across programs (real inputs).
 """
 
 import torch
@@ -245,10 +244,6 @@ def linear_scan_triton_fwd(
         from .lookback import linear_scan_lookback_fwd
 
         return linear_scan_lookback_fwd(a, x, initial_state, reverse, cfg)
-    if cfg.get("lanes"):
-        from .lanes import linear_scan_lanes_fwd
-
-        return linear_scan_lanes_fwd(a, x, initial_state, reverse, cfg)
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
     final_state = torch.empty(batch, width, dtype=acc, device=x.device)
