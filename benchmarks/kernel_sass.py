@@ -211,7 +211,7 @@ def chunk_gla_kernels() -> list[KernelSpec]:
         ("bwd_dv", face._bwd_dv_kernel, {**output_tiles, **common}, pointers),
         ("bwd_da", face._bwd_da_kernel, {**tiles, **common}, pointers),
         ("bwd_dqk_intra", face._bwd_dqk_intra_kernel, {**tiles, **common}, pointers),
-        ("bwd_dqkg", face._bwd_dqkg_kernel, {**tiles, **common}, pointers),
+        ("bwd_dqkg", face._bwd_dqkg_kernel, {**tiles, **common, "ROUNDED": rounded, "OPERAND": operand}, pointers),
     ]
     kernels = []
     for name, kernel, constexprs, kinds in specs:

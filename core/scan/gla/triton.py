@@ -54,8 +54,8 @@ of ``dk``: the kernel that forms ``dg`` reads only the state entering the chunk.
 A scalar gate's gradient is the per-key one summed over keys (the wrapper reduces; a fixed gate's view sums the rest).
 
 Arithmetic and carried states are float32; ``tl.dot`` runs in IEEE float32 for float32 inputs and TF32 for 16-bit
-ones, except the dots of ``_fwd_o_kernel`` and ``_bwd_dv_kernel`` on bfloat16 inputs, which take bfloat16 operands
-(``dot_dtypes``, as fla's do).
+ones, except the dots of ``_fwd_o_kernel``, ``_bwd_dv_kernel`` and ``_bwd_dqkg_kernel`` on bfloat16 inputs, which
+take bfloat16 operands (``dot_dtypes``, as fla's do).
 """
 
 from typing import NamedTuple
@@ -101,11 +101,11 @@ def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def dot_dtypes(dtype: torch.dtype, device: torch.device) -> tuple[tl.dtype, tl.dtype]:
-    """``(ROUNDED, OPERAND)`` of the output-shaped kernels' dots (``_fwd_o_kernel``, ``_bwd_dv_kernel``) for
-    inputs of ``dtype``: bfloat16 inputs round the operands to bfloat16, as fla does, others keep float32. On CUDA
-    the operands enter as the rounded dtype; the interpreter (CPU tensors) multiplies bfloat16 operands of
-    ``tl.dot`` wrongly (it reads their bits as integers), so there they enter as float32: the same products, each
-    exact in float32."""
+    """``(ROUNDED, OPERAND)`` of the dense dots against states (``_fwd_o_kernel``, ``_bwd_dv_kernel``,
+    ``_bwd_dqkg_kernel``) for inputs of ``dtype``: bfloat16 inputs round the operands to bfloat16, as fla does,
+    others keep float32. On CUDA the operands enter as the rounded dtype; the interpreter (CPU tensors) multiplies
+    bfloat16 operands of ``tl.dot`` wrongly (it reads their bits as integers), so there they enter as float32: the
+    same products, each exact in float32."""
     rounded = tl.bfloat16 if dtype == torch.bfloat16 else tl.float32
     return rounded, rounded if device.type == "cuda" else tl.float32
 
@@ -563,10 +563,11 @@ def _bwd_dqkg_kernel(
     q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, do_ptr, dh_ptr, dqi_ptr, dki_ptr, dq_ptr, dk_ptr, dg_ptr, scale, T, H, K, V,
     KG, NT, cu_ptr, chunk_ptr, offs_ptr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PER_KEY: tl.constexpr, REVERSE: tl.constexpr,
-    PRECISION: tl.constexpr, IS_VARLEN: tl.constexpr,
+    PRECISION: tl.constexpr, ROUNDED: tl.constexpr, OPERAND: tl.constexpr, IS_VARLEN: tl.constexpr,
 ):  # fmt: skip
     """``dq``, ``dk`` and ``dg`` for a whole chunk and key tile: the inter-chunk parts ``dq = scale (do S^T)
-    exp(G)`` and ``dk = (v dS'^T) exp(gl - G)`` as dense dots over ``V``, plus the intra-chunk parts (``dqi``,
+    exp(G)`` and ``dk = (v dS'^T) exp(gl - G)`` as dense dots over ``V`` (operands as ``_fwd_o_kernel``'s; the
+    carry below stays float32), plus the intra-chunk parts (``dqi``,
     ``dki``); then ``dg``, the reverse cumulative sum of ``q dq - k dk`` plus the later chunks' share ``sum_v dS' *
     S'`` (module docstring: formed from ``S`` and the inter part of ``dk``)."""
     kb, pid, bh = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
@@ -588,9 +589,10 @@ def _bwd_dqkg_kernel(
         state = tl.load(state_ptr + offs, mask=mask_kv, other=0.0)
         grad = tl.load(grad_ptr + offs, mask=mask_kv, other=0.0)
         carry += tl.sum(state * grad, 1)
-        do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V)
-        dq += tl.dot(do, tl.trans(state), input_precision=PRECISION)
-        dk += tl.dot(_load_rows(v_ptr, base_v, t, valid, cols, mask, H * V), tl.trans(grad), input_precision=PRECISION)
+        do = _load_rows(do_ptr, base_v, t, valid, cols, mask, H * V).to(ROUNDED).to(OPERAND)
+        v = _load_rows(v_ptr, base_v, t, valid, cols, mask, H * V).to(ROUNDED).to(OPERAND)
+        dq += tl.dot(do, tl.trans(state.to(ROUNDED).to(OPERAND)), input_precision=PRECISION)
+        dk += tl.dot(v, tl.trans(grad.to(ROUNDED).to(OPERAND)), input_precision=PRECISION)
     G = _load_rows(gc_ptr, base_g, t, valid, _gate_cols(cols_k, PER_KEY), mask_k, H * KG)
     dq = scale * dq * _masked_exp(G, valid) + _load_rows(dqi_ptr, base_k, t, valid, cols_k, mask_k, H * K)
     _store_rows(dq_ptr, base_k, t, valid, cols_k, mask_k, H * K, dq)
@@ -764,7 +766,7 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     _bwd_dqkg_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
         q, k, v, gc, h, do, dh, intra_dq, intra_dk, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
         grid.per_sequence, **{**common, "BK": key_tile, "num_warps": cfg.get("WARPS_DQKG", cfg["num_warps"])},
-        **grid.chunk_args,
+        **_dot_dtype_args(q), **grid.chunk_args,
     )  # fmt: skip
     if width == 1:
         dg = dg.sum(-1, keepdim=True)
