@@ -74,12 +74,12 @@ SUBCHUNK = 16
 
 
 def launch_config(key_dim: int, value_dim: int) -> dict:
-    """Chunk ``BT``, sub-chunk ``BC`` and the key and value tiles ``BK``, ``BV`` (powers of two, masked at the
-    edges). The output-shaped kernels (``o`` and ``dv``) have their own value tile ``BV_O`` (up to 128: each value
-    tile re-reads the key-side inputs and ``A``) and warps ``WARPS_O`` (8 hold ``[BT, 128]`` tiles without
-    spilling), the whole-chunk dq/dk/dg
-    kernel its warps ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread), defaulting to ``BV`` and ``num_warps`` when
-    absent; ``BK_DQK``, the dq/dk kernels' key tile, defaults to ``BK``."""
+    """Chunk ``BT``, sub-chunk ``BC``, the key and value tiles ``BK``, ``BV`` (powers of two, masked at the edges)
+    and ``num_warps``. Kernels may differ, each entry defaulting to the common one when absent: the output-shaped
+    kernels (``o`` and ``dv``) take the value tile ``BV_O`` (up to 128: each value tile re-reads the key-side inputs
+    and ``A``) and ``WARPS_O`` (8 hold ``[BT, 128]`` tiles without spilling); the whole-chunk dq/dk/dg kernel
+    ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread); the scores and intra-chunk dq/dk kernels ``WARPS_A`` and
+    ``WARPS_INTRA``; both dq/dk kernels the key tile ``BK_DQK``."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -691,7 +691,7 @@ def intra_chunk_scores(q, k, gc, reverse, cfg, grid):
     _fwd_a_kernel[(cfg["BT"] // cfg["BC"], grid.programs, grid.heads)](
         q, k, gc, scores, steps, heads, key_dim, gc.shape[-1], grid.per_sequence, BT=cfg["BT"], BC=cfg["BC"],
         BK=cfg["BK"], PER_KEY=gc.shape[-1] > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
-        num_warps=cfg["num_warps"], **grid.chunk_args,
+        num_warps=cfg.get("WARPS_A", cfg["num_warps"]), **grid.chunk_args,
     )  # fmt: skip
     return scores
 
@@ -759,7 +759,7 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     _bwd_dqk_intra_kernel[(triton.cdiv(key_dim, key_tile) * (cfg["BT"] // cfg["BC"]), grid.programs, grid.heads)](
         q, k, gc, d_scores, intra_dq, intra_dk, scale, steps, heads, key_dim, width, grid.per_sequence, BT=cfg["BT"],
         BC=cfg["BC"], BK=key_tile, PER_KEY=width > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
-        num_warps=cfg["num_warps"], **grid.chunk_args,
+        num_warps=cfg.get("WARPS_INTRA", cfg["num_warps"]), **grid.chunk_args,
     )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
