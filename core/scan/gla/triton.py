@@ -267,15 +267,14 @@ def _chunk_scores(row0, t, valid, H, BT: tl.constexpr):
 
 
 @triton.jit
-def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, CAUSAL: tl.constexpr):
-    """``exp(G_i - G_j)`` ``[BC, BC]`` for a scalar gate (column 0 of ``G``), 0 above the diagonal if ``CAUSAL``."""
+def _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, stride_g, earlier):
+    """``exp(G_i - G_j)`` ``[BC, BC]`` for a scalar gate (column 0 of ``G``): an ``earlier`` key block whole, the
+    diagonal block (``earlier`` false) 0 above the diagonal."""
     g_i = tl.load(gc_ptr + base_g + t_i * stride_g, mask=valid_i, other=0.0)
     g_j = tl.load(gc_ptr + base_g + t_j * stride_g, mask=valid_j, other=0.0)
-    decay = tl.exp2(tl.minimum(g_i[:, None] - g_j[None, :], 0.0))
-    if CAUSAL:
-        rows = tl.arange(0, t_i.shape[0])
-        decay = tl.where(rows[:, None] >= rows[None, :], decay, 0.0)
-    return decay
+    rows = tl.arange(0, t_i.shape[0])
+    causal = (rows[:, None] >= rows[None, :]) | earlier
+    return tl.where(causal, tl.exp2(tl.minimum(g_i[:, None] - g_j[None, :], 0.0)), 0.0)
 
 
 @triton.jit
@@ -351,8 +350,9 @@ def _fwd_a_kernel(
         scores = _diagonal_scores(
             q_ptr, k_ptr, gc_ptr, base_k, base_g, n, ic, t_i, valid_i, T, H, K, BT, BC, BK, REVERSE
         )
+        _store_rows(a_ptr, base_a, t_i, valid_i, ic * BC + block_cols, every_col, H * BT, scores)
     else:
-        for jc in range(0, ic):
+        for jc in range(0, ic + 1):
             t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
             scores = tl.zeros([BC, BC], dtype=tl.float32)
             for k0 in range(0, K, BK):
@@ -361,17 +361,8 @@ def _fwd_a_kernel(
                 q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
                 k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
                 scores += tl.dot(q_i, tl.trans(k_j), input_precision=PRECISION)
-            scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, H * KG, False)
+            scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_j, valid_j, H * KG, jc < ic)
             _store_rows(a_ptr, base_a, t_i, valid_i, jc * BC + block_cols, every_col, H * BT, scores)
-        scores = tl.zeros([BC, BC], dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            cols_k = k0 + tl.arange(0, BK)
-            mask_k = cols_k < K
-            q_i = _load_rows(q_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            k_i = _load_rows(k_ptr, base_k, t_i, valid_i, cols_k, mask_k, H * K)
-            scores += tl.dot(q_i, tl.trans(k_i), input_precision=PRECISION)
-        scores *= _scalar_decay(gc_ptr, base_g, t_i, valid_i, t_i, valid_i, H * KG, True)
-    _store_rows(a_ptr, base_a, t_i, valid_i, ic * BC + block_cols, every_col, H * BT, scores)
 
 
 @triton.jit(do_not_specialize=["T"])
