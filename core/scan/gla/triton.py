@@ -459,13 +459,11 @@ def _bwd_dv_kernel(
 
 
 @triton.jit
-def _score_block(a_ptr, base_a, t_i, valid_i, col0, stride_t, BC: tl.constexpr, DIAGONAL: tl.constexpr):
+def _score_block(a_ptr, base_a, t_i, valid_i, col0, stride_t, BC: tl.constexpr):
     """The ``[BC, BC]`` block of a ``[B, T, H, BT]`` score matrix at the rows ``t_i`` and the columns from ``col0``
-    (``base_a`` at ``(b, 0, h, 0)``); on the ``DIAGONAL`` only at and below it, 0 above (where nothing is written)."""
+    (``base_a`` at ``(b, 0, h, 0)``), a block left of the diagonal."""
     cols = tl.arange(0, BC)
     mask = valid_i[:, None] & (cols < BC)[None, :]
-    if DIAGONAL:
-        mask = mask & (cols[None, :] <= cols[:, None])
     return tl.load(a_ptr + base_a + t_i[:, None] * stride_t + col0 + cols[None, :], mask=mask, other=0.0)
 
 
@@ -518,7 +516,7 @@ def _bwd_dqk_intra_kernel(
         t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
         G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
         k_j = _load_rows(k_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-        d_scores = _score_block(da_ptr, base_a, t_i, valid_i, jc * BC, H * BT, BC, False)
+        d_scores = _score_block(da_ptr, base_a, t_i, valid_i, jc * BC, H * BT, BC)
         dq += tl.dot(d_scores, k_j * _masked_exp(anchor[None, :] - G_j, valid_j), input_precision=PRECISION)
     dq *= _masked_exp(G_i - anchor[None, :], valid_i)
     for j in range(0, BC):
@@ -536,7 +534,7 @@ def _bwd_dqk_intra_kernel(
         t_j, valid_j = _positions(n, jc * BC, T, BT, BC, REVERSE)
         G_j = _load_rows(gc_ptr, base_g, t_j, valid_j, gcols, mask_k, H * KG)
         q_j = _load_rows(q_ptr, base_k, t_j, valid_j, cols_k, mask_k, H * K)
-        d_scores = _score_block(da_ptr, base_a, t_j, valid_j, ic * BC, H * BT, BC, False)
+        d_scores = _score_block(da_ptr, base_a, t_j, valid_j, ic * BC, H * BT, BC)
         dk += tl.dot(tl.trans(d_scores), q_j * _masked_exp(G_j - anchor[None, :], valid_j), input_precision=PRECISION)
     dk *= _masked_exp(anchor[None, :] - G_i, valid_i)
     for j in range(0, BC):
