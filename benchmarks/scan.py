@@ -2,7 +2,9 @@
 
 For each shape and dtype it prints milliseconds, achieved bandwidth and the fraction of the floor, where the
 floor is the fewest bytes the op must move (forward: read ``a`` and ``x``, write ``h``; backward: read ``a``,
-``h`` and ``dh``, write ``da`` and ``dx``) over the device-to-device copy bandwidth measured in the same run.
+``h`` and ``dh``, write ``da`` and ``dx``) over the device-to-device copy bandwidth measured in the same run. Beside
+it, the time of elementwise kernels that move the same streams with no recurrence (``streams.py``): how near the
+copy's rate memory lets this pattern of streams come on this GPU.
 If ``fla`` imports, ``chunk_hgrn`` and ``fused_recurrent_hgrn`` (``h_t = exp(g_t) h_{t-1} + x_t``) run on the
 same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
 
@@ -147,6 +149,14 @@ def time_ours(a, x, dh) -> dict[str, float]:
     }
 
 
+def time_streams(a, x, dh) -> dict[str, float]:
+    """Medians (ms) of the elementwise kernels with the forward's and the backward's streams (``streams.py``)."""
+    from .streams import backward_streams, forward_streams
+
+    fwd, bwd = median_ms(lambda: forward_streams(a, x)), median_ms(lambda: backward_streams(a, x, dh))
+    return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + bwd}
+
+
 def time_fla(a, x, dh) -> dict[str, float]:
     """fla's chunk_hgrn and fused_recurrent_hgrn on the same recurrence (gate passed as ``log a``)."""
     try:
@@ -235,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         a, x, dh = scan_inputs(shape, dtype, device)
         ours, peer, floors = time_ours(a, x, dh), time_fla(a, x, dh), floor_bytes(shape, dtype)
+        streams = time_streams(a, x, dh)
         for mode, ms in ours.items():
             floor_ms = floors[mode] / bandwidth * 1e3
             row = {
@@ -245,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "floor_ms": floor_ms,
                 "TBps": floors[mode] / (ms * 1e-3) / 1e12,
                 "fraction_of_floor": floor_ms / ms,
+                "streams_ms": streams[mode],
+                "fraction_of_streams": streams[mode] / ms,
             }
             for name in ("fla_chunk_hgrn", "fla_fused_recurrent_hgrn"):
                 if f"{name}_{mode}" in peer:
@@ -264,14 +277,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 def print_table(report: dict) -> None:
     columns = f"{'shape':>16} {'dtype':>8} {'mode':>8} {'ms':>8} {'floor':>8} {'TB/s':>6} {'%floor':>7}"
-    print(f"{columns} {'fla chunk':>10} {'x':>6}")
+    print(f"{columns} {'streams':>8} {'%streams':>8} {'fla chunk':>10} {'x':>6}")
     for r in report["results"]:
         fla = r.get("fla_chunk_hgrn_ms")
         fla_cols = f"{fla:10.3f} {r['speedup_vs_fla_chunk_hgrn']:6.2f}" if fla else f"{'-':>10} {'-':>6}"
         shape = "x".join(map(str, r["shape"]))
         print(
             f"{shape:>16} {r['dtype']:>8} {r['mode']:>8} {r['ms']:8.3f} {r['floor_ms']:8.3f} "
-            f"{r['TBps']:6.2f} {100 * r['fraction_of_floor']:6.1f}% {fla_cols}"
+            f"{r['TBps']:6.2f} {100 * r['fraction_of_floor']:6.1f}% {r['streams_ms']:8.3f} "
+            f"{100 * r['fraction_of_streams']:7.1f}% {fla_cols}"
         )
     if report["sweep"]:
         print("best tile configurations (kernel only):")

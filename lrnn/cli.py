@@ -61,8 +61,12 @@ class LrnnCLI(LightningCLI):
 
 
 def available_benchmarks() -> list[str]:
-    """Module names under ``lrnn.benchmarks`` (each has ``main(argv=None)``)."""
-    return sorted(info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg)
+    """Names of the modules under ``lrnn.benchmarks`` that have ``main(argv=None)`` (the others are their helpers:
+    profiling, the stream kernels)."""
+    modules = (info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg)
+    return sorted(
+        name for name in modules if callable(getattr(importlib.import_module(f"lrnn.benchmarks.{name}"), "main", None))
+    )
 
 
 def bench(argv: list[str]) -> None:
