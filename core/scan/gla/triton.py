@@ -20,8 +20,8 @@ Kernels (grid in brackets):
    ``_fwd_o_kernel`` [V blocks, chunks, B*H]: ``o = scale * ((q * exp(G)) S + A v)``, two dense dots a chunk.
 4. ``_bwd_dh_kernel`` [K blocks, V blocks, B*H]: ``dS`` leaving every chunk (``dh``), in reverse, and ``dh0``:
    ``dS <- exp(gl) * dS' + scale * sum_i (q_i * exp(G_i))^T do_i``.
-5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv = scale * A^T do + (k exp(gl - G)) dS'``, ``A`` recomputed by
-   ``_fwd_a_kernel``.
+5. ``_bwd_dv_kernel`` [V blocks, chunks, B*H]: ``dv = scale * A^T do + (k exp(gl - G)) dS'``, ``A`` the forward's
+   or recomputed by ``_fwd_a_kernel`` (below).
 6. ``_bwd_da_kernel`` [chunks, B*H]: ``dA = do v^T`` ``[B, T, H, BT]``, at and below the diagonal, one dense dot.
 7. ``_bwd_dqk_intra_kernel`` [K blocks * sub-chunks, chunks, B*H]: the intra-chunk parts of ``dq`` and ``dk`` from
    ``dA``, float32. ``_bwd_dqkg_kernel`` [K blocks, chunks, B*H]: adds the inter-chunk parts (dense dots against
