@@ -71,6 +71,14 @@ def _route_projections(x: torch.Tensor, x_proj_weight: torch.Tensor) -> torch.Te
     return torch.stack([rows, cols], dim=3)
 
 
+def _pair_block_diagonals(weight: torch.Tensor) -> torch.Tensor:
+    """The routes' ``dt_proj`` weights ``[4, E, R]`` -> ``[2, 2E, 2R]``: each pair's two weights on the diagonal of
+    one matrix, both pairs in three launches (``torch.block_diag`` takes three a pair)."""
+    pairs = weight.unflatten(0, (2, 2))
+    rank = weight.shape[-1]
+    return torch.cat([F.pad(pairs[:, 0], (0, rank)), F.pad(pairs[:, 1], (rank, 0))], dim=1)
+
+
 class SS2D(nn.Module):
     """VMamba's 2D selective-scan mixer (module docstring): ``[B, H, W, dim]`` -> ``[B, H, W, dim]``.
 
@@ -128,30 +136,40 @@ class SS2D(nn.Module):
 
     def _scan(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, H, W, E]`` -> ``[B, H, W, E]``: routes 0 and 1 forward and routes 2 and 3 backward over the two
-        orders, each pair as G = 2 groups of one selective scan."""
+        orders, each pair as G = 2 groups of one selective scan. What both pairs need is formed once (``A``, the
+        ``dt`` weights, ``B`` and ``C`` in the scan's layout): a few launches fewer a block, which eager inference
+        at small batches pays for on the host."""
         batch, height, width, channels = x.shape
         u = cross_scan(x).flatten(2)
         projections = _route_projections(x, self.x_proj_weight)
-        y = self._scan_pair(u, projections, 0) + self._scan_pair(u, projections, 1)
-        return cross_merge(y.view(batch, height * width, 2, channels), height, width)
+        low_rank = projections[..., : self.dt_rank].permute(2, 0, 1, 3, 4).contiguous()  # [pair, B, L, order, R]
+        readins = projections[..., self.dt_rank :].unflatten(-1, (2, self.d_state))
+        readins = readins.permute(2, 4, 0, 1, 3, 5).contiguous()  # [pair, B|C, B, L, order, N]
+        A = -torch.exp(self.A_logs.float())
+        dt_weights = _pair_block_diagonals(self.dt_projs_weight)
+        forward, backward = (
+            self._scan_pair(u, low_rank[pair], dt_weights[pair], A, *readins[pair], pair) for pair in (0, 1)
+        )
+        return cross_merge((forward + backward).view(batch, height * width, 2, channels), height, width)
 
-    def _scan_pair(self, u: torch.Tensor, projections: torch.Tensor, pair: int) -> torch.Tensor:
-        """Routes ``2 pair`` and ``2 pair + 1`` over ``u [B, L, 2E]`` (the two orders) with their ``projections
-        [B, L, 2, 2, R + 2N]`` -> ``[B, L, 2E]``; pair 1 scans backwards. ``dt_proj`` of both routes is one matmul
-        against their block-diagonal weight, which writes ``dt`` in ``u``'s layout."""
+    def _scan_pair(
+        self, u: torch.Tensor, dt: torch.Tensor, dt_weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+        C: torch.Tensor, pair: int,
+    ) -> torch.Tensor:  # fmt: skip
+        """Routes ``2 pair`` and ``2 pair + 1`` over ``u [B, L, 2E]`` (the two orders) with their low-rank ``dt``
+        and ``B, C`` (``[B, L, 2, R]``, ``[B, L, 2, N]``, contiguous) and ``A [4E, N]`` of all routes -> ``[B, L,
+        2E]``; pair 1 scans backwards. ``dt_proj`` of both routes is one matmul against their block-diagonal
+        ``dt_weight [2E, 2R]``, which writes ``dt`` in ``u``'s layout."""
         channels = u.shape[-1] // 2
-        dt, B, C = projections[:, :, pair].split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        routes = slice(2 * pair, 2 * pair + 2)
-        dt = F.linear(dt.flatten(2), torch.block_diag(*self.dt_projs_weight[routes]))
         routes_channels = slice(2 * pair * channels, (2 * pair + 2) * channels)
         y, _ = selective_scan(
             u,
-            dt,
-            -torch.exp(self.A_logs[routes_channels].float()),
-            B.contiguous(),
-            C.contiguous(),
+            F.linear(dt.flatten(2), dt_weight),
+            A[routes_channels],
+            B,
+            C,
             self.Ds[routes_channels].float(),
-            dt_bias=self.dt_projs_bias[routes].flatten().float(),
+            dt_bias=self.dt_projs_bias[2 * pair : 2 * pair + 2].flatten().float(),
             dt_softplus=True,
             reverse=pair == 1,
         )
