@@ -131,12 +131,12 @@ class Mamba(Mixer):
             raise ValueError("a bidirectional mamba mixer runs over whole sequences and takes no state")
         conv_state, ssm_state = self._split_state(state, x.shape[0], x.device)
         xs, z = self.in_proj(x).chunk(2, dim=-1)
+        z = z.contiguous()  # once for both directions (the scan takes contiguous inputs)
         y, new_state = self._branch(xs, z, "", conv_state, ssm_state, reverse=False)
         if not self.bidirectional:
             return self.out_proj(y), new_state
         y_b, _ = self._branch(xs, z, "_b", None, None, reverse=True)
-        y = y + y_b
-        return self.out_proj(y / 2 if self.divide_out else y), None
+        return self.out_proj(torch.lerp(y, y_b, 0.5) if self.divide_out else y + y_b), None
 
     def step(self, x_t: torch.Tensor, state: MambaState | None = None) -> tuple[torch.Tensor, MambaState]:
         """``x_t [B, d_model]`` -> ``(y_t [B, d_model]``, the next state); unidirectional mixers only."""
@@ -163,9 +163,12 @@ class Mamba(Mixer):
             xs = causal_conv1d(xs, conv.weight[:, 0], conv.bias, "silu", reverse=True)[0]
         else:
             xs, conv_state = causal_conv1d(xs, conv.weight[:, 0], conv.bias, "silu", conv_state, True)
-        dt, B, C = x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        projection = x_proj(xs)
+        dt = F.linear(projection[..., : self.dt_rank], dt_proj.weight)
+        readins = projection[..., self.dt_rank :].unflatten(-1, (2, self.d_state)).permute(2, 0, 1, 3).contiguous()
+        B, C = readins[:, :, :, None]  # [B, L, 1, N] each, contiguous: one copy for both
         y, ssm_state = selective_scan(
-            xs, F.linear(dt, dt_proj.weight), -torch.exp(A_log.float()), B[:, :, None], C[:, :, None], D.float(), z,
+            xs, dt, -torch.exp(A_log.float()), B, C, D.float(), z,
             dt_bias=dt_proj.bias.float(), dt_softplus=True, initial_state=ssm_state, output_final_state=not reverse,
             reverse=reverse,
         )  # fmt: skip
