@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("lrnn bench chunk_gla needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
 
     os.environ["LRNN_SCAN_BACKEND"] = "triton"
-    overrides = {"num_warps": args.num_warps, "BK_DQK": args.dqk_key_tile} | config_entries(args.config)
+    entries = config_entries(args.config)
+    overrides = {"num_warps": args.num_warps, "BK_DQK": args.dqk_key_tile} | entries
     override_config(**{key: value for key, value in overrides.items() if value is not None})
     device = torch.device("cuda")
     peer = None if args.no_fla else fla_op()
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
             "gate": "per_key",
             "num_warps": args.num_warps,
             "dqk_key_tile": args.dqk_key_tile,
-            "overrides": config_entries(args.config),
+            "overrides": entries,
         },
         "results": [],
     }

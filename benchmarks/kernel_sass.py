@@ -216,9 +216,7 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     kernels = []
     for name, kernel, constexprs, kinds in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        own_warps = {face._fwd_o_kernel: "WARPS_O", face._bwd_dv_kernel: "WARPS_O", face._bwd_dqkg_kernel: "WARPS_DQKG"}
-        warps = config[own_warps.get(kernel, "num_warps")]
-        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, warps))
+        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, face.kernel_warps(config, kernel)))
     return kernels
 
 
