@@ -60,25 +60,30 @@ class LrnnCLI(LightningCLI):
             subcommands.add_subcommand(name, ArgumentParser(description=SUMMARIES[name]), help=SUMMARIES[name])
 
 
+def _benchmark(name: str):
+    """The module ``lrnn.benchmarks.<name>`` if it is a benchmark (it has ``main(argv=None)``; the others are their
+    helpers: profiling, the stream kernels), else None."""
+    module = importlib.import_module(f"lrnn.benchmarks.{name}")
+    return module if callable(getattr(module, "main", None)) else None
+
+
 def available_benchmarks() -> list[str]:
-    """Names of the modules under ``lrnn.benchmarks`` that have ``main(argv=None)`` (the others are their helpers:
-    profiling, the stream kernels)."""
+    """Names of the benchmarks under ``lrnn.benchmarks`` (importing each module once)."""
     modules = (info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg)
-    return sorted(
-        name for name in modules if callable(getattr(importlib.import_module(f"lrnn.benchmarks.{name}"), "main", None))
-    )
+    return sorted(name for name in modules if _benchmark(name) is not None)
 
 
 def bench(argv: list[str]) -> None:
-    """``lrnn bench <name> [args]``: run ``lrnn.benchmarks.<name>.main(args)``."""
-    names = available_benchmarks()
+    """``lrnn bench <name> [args]``: run ``lrnn.benchmarks.<name>.main(args)``; only that module is imported."""
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: lrnn bench <name> [args]   (lrnn bench <name> --help for its options)")
-        print(f"benchmarks: {', '.join(names) or 'none installed'}")
+        print(f"benchmarks: {', '.join(available_benchmarks()) or 'none installed'}")
         return
-    if argv[0] not in names:
-        raise SystemExit(f"lrnn bench: unknown benchmark {argv[0]!r}; available: {', '.join(names)}")
-    importlib.import_module(f"lrnn.benchmarks.{argv[0]}").main(argv[1:])
+    modules = {info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg}
+    benchmark = _benchmark(argv[0]) if argv[0] in modules else None
+    if benchmark is None:
+        raise SystemExit(f"lrnn bench: unknown benchmark {argv[0]!r}; available: {', '.join(available_benchmarks())}")
+    benchmark.main(argv[1:])
 
 
 def main(argv: list[str] | None = None) -> None:
