@@ -4,6 +4,8 @@ Shapes are those of the issue: about a million tokens of ``D = 768`` channels, a
 (197 tokens, N = 16), LION's group length (4096 voxels, N = 16) and VMamba's four routes (G = 4, N = 1), in
 bfloat16. The floor is the fewest bytes over the copy bandwidth measured in the same run: forward reads
 ``u, dt, z, B, C`` and writes ``y``; backward reads ``u, dt, z, dy, B, C`` and writes ``du, ddt, dz, dB, dC``.
+Beside it, the floor of the kernels' special functions: the exponentials, logarithms and reciprocals they
+evaluate (``special_functions``) over the ``tl.exp2`` rate measured in the same run (``special_function_rate.py``).
 The composite face materialises ``[B, T, D, N]`` float32 gates and is skipped where that does not fit.
 
     lrnn bench selective_scan
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .scan import copy_bandwidth, environment, forced_face, kernel_times, median_ms, write_report
+from .special_function_rate import exp2_rate
 
 SHAPES = {  # name: (B, T, D, G, N)
     "vim_s": (5120, 197, 768, 1, 16),
@@ -43,6 +46,18 @@ def floor_bytes(batch, steps, channels, groups, state_size, size) -> dict[str, i
     tokens = batch * steps
     fwd = tokens * channels * size * 4 + 2 * tokens * groups * state_size * size
     bwd = tokens * channels * size * 7 + 4 * tokens * groups * state_size * size
+    return {"fwd": fwd, "fwd+bwd": fwd + bwd}
+
+
+def special_functions(batch, steps, channels, groups, state_size) -> dict[str, int]:
+    """Special-function evaluations of the fused kernels with ``z`` and ``dt_softplus``: the forward takes one
+    exponential a state and step (``exp(dt A)``) and four a channel and step (softplus's exponential and logarithm,
+    the gate's exponential and reciprocal); the backward replays each tile (the decays and softplus again) and
+    walks it back (the decays, softplus, the gate and softplus's derivative, a sigmoid)."""
+    states = batch * steps * channels * state_size
+    channel_steps = batch * steps * channels
+    fwd = states + 4 * channel_steps
+    bwd = (states + 2 * channel_steps) + (states + 6 * channel_steps)
     return {"fwd": fwd, "fwd+bwd": fwd + bwd}
 
 
@@ -137,18 +152,25 @@ def main(argv: list[str] | None = None) -> dict:
         report["sweep"] = sweep(device)
         write_report(report, "selective_scan_sweep", args.out)
         return report
-    print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7}")
+    exp_rate = report["exp2_per_s"] = exp2_rate(device)
+    print(f"tl.exp2: {exp_rate / 1e12:.2f} T/s")
+    print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7} {'exp floor':>9} {'%exp':>6}")
     profiled = set(args.profile or ["lion"]) if args.profile is not None else set()
     for name in args.shapes:
         shape = SHAPES[name]
         x = inputs(*shape, torch.bfloat16, device)
-        floors = floor_bytes(*shape, 2)
+        floors, evaluations = floor_bytes(*shape, 2), special_functions(*shape)
         for backend, face in (("triton", "fused"), ("torch", "composite")):
             for mode, ms in time_face(backend, x).items():
                 floor_ms = floors[mode] / bandwidth * 1e3
-                row = {"shape": name, "B_T_D_G_N": shape, "face": face, "mode": mode, "ms": ms, "floor_ms": floor_ms}
+                exp_floor_ms = evaluations[mode] / exp_rate * 1e3
+                row = dict(shape=name, B_T_D_G_N=shape, face=face, mode=mode, ms=ms)
+                row.update(floor_ms=floor_ms, exp_floor_ms=exp_floor_ms)
                 report["results"].append(row)
-                print(f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}%")
+                print(
+                    f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}% "
+                    f"{exp_floor_ms:9.3f} {100 * exp_floor_ms / ms:5.1f}%"
+                )
         if name in profiled:
             print(f"{name}: the fused forward+backward's kernels")
             report.setdefault("profile", {})[name] = profile_fused(x)
