@@ -130,10 +130,11 @@ class KernelSpec(NamedTuple):
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
-    """The selective_scan kernels at N = 16 (the forward's three uses and the backward) and the time split's two
-    forward passes at N = 1 (VMamba's routes, where the forward prefetches), BD 32 forward, 8 backward, at
-    D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and ``N``, so the ``B_t``,
-    ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES before then is high."""
+    """The selective_scan kernels at N = 16 (the forward's three uses and the backward), and the time split's two
+    forward passes and the backward at N = 1 (VMamba's routes, where the kernels prefetch), BD 32 forward, 8
+    backward at N = 16, at D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and
+    ``N``, so the ``B_t``, ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES
+    before then is high."""
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
@@ -154,11 +155,10 @@ def selective_scan_kernels() -> list[KernelSpec]:
         ("fwd pieces, first pass N=1", "fwd", 1, face._selective_fwd_kernel, first),
         ("fwd pieces, second pass N=1", "fwd", 1, face._selective_fwd_kernel, second),
         ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+        ("bwd N=1", "bwd", 1, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
         config = face.launch_config(768, 1, state_size, direction)
-        constexprs = {"BT": config["BT"], "BD": config["BD"], "BN": config["BN"], **flags, **extra}
-        if direction == "fwd":
-            constexprs["PREFETCH"] = config["BN"] <= face.PREFETCH_STATES
+        constexprs = {key: config[key] for key in ("BT", "BD", "BN", "PREFETCH")} | flags | extra
         # as the GPU specialises them: D = 768 a multiple of 16, and N = 16 too, or N = 1 a constant
         divisible = ("D", "N") if state_size % 16 == 0 else ("D",)
         if state_size == 1:

@@ -83,23 +83,24 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
 
 
 SWEEP_SHAPES = {"lion_b32": (32, 4096, 768, 1, 16), "vmamba_routes_b40": (40, 3136, 768, 4, 1)}
-SWEEP_CONFIGS = [  # (BD, BT, num_warps); the first is the default at D = 768, N = 16
-    (32, 32, 1), (32, 32, 2), (32, 32, 4), (16, 32, 1), (16, 32, 2), (8, 32, 1), (4, 32, 1), (32, 16, 1),
-    (32, 64, 1), (16, 64, 1),
+SWEEP_CONFIGS = [  # (BD, BT, num_warps, PREFETCH); PREFETCH None: the default for N (on at N <= 4)
+    (32, 32, 1, None), (32, 32, 1, False), (32, 32, 2, None), (32, 32, 4, None), (16, 32, 1, None),
+    (16, 32, 2, None), (8, 32, 1, None), (4, 32, 1, None), (32, 16, 1, None), (32, 64, 1, None), (16, 64, 1, None),
 ]  # fmt: skip
 
 
 def sweep(device: torch.device) -> list[dict]:
     """Kernel-only forward and backward times (ms) of the fused face per tile configuration, bfloat16."""
-    from lrnn.core.scan.selective.triton import selective_scan_triton_bwd, selective_scan_triton_fwd
+    from lrnn.core.scan.selective.triton import launch_config, selective_scan_triton_bwd, selective_scan_triton_fwd
 
     rows = []
     for name, shape in SWEEP_SHAPES.items():
         x = inputs(*shape, torch.bfloat16, device)
         args = (x["u"], x["dt"], x["A"], x["B"], x["C"], x["D"], x["z"], x["dt_bias"], True)
         dy = torch.randn_like(x["u"])
-        for block_d, block_t, warps in SWEEP_CONFIGS:
-            config = {"BD": block_d, "BT": block_t, "BN": max(1, shape[4]), "num_warps": warps}
+        for block_d, block_t, warps, prefetch in SWEEP_CONFIGS:
+            config = {**launch_config(*shape[2:]), "BD": block_d, "BT": block_t, "num_warps": warps}
+            config["PREFETCH"] = config["PREFETCH"] if prefetch is None else prefetch
             row = {"shape": name, "B_T_D_G_N": shape, **config}
             try:
                 fwd = partial(selective_scan_triton_fwd, *args, None, False, True, config)

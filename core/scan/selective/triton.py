@@ -21,9 +21,11 @@ import triton
 import triton.language as tl
 
 LOG2E = tl.constexpr(1.4426950408889634)  # exp(x) = exp2(x log2 e): A is scaled once, not every step
-# The forward loads each step's inputs one step ahead when N is at most this: such a step is a few dozen
-# instructions and waits on its loads (offline at N = 1: 63-73 a step); at N = 16 the loop is bound by issue and the
-# prefetch would add 30-40 instructions and 40 registers a step (kernel_sass).
+LN2 = tl.constexpr(0.6931471805599453)  # 1 / LOG2E: the backward's sums against A log2 e back to A
+# The kernels load each step's inputs one step ahead when N is at most this: such a step is a few dozen
+# instructions and waits on its loads (offline at N = 1: 63-73 a forward step, 73 + 203 a backward one, at 64
+# registers with or without the prefetch); at N = 16 the loops are bound by issue and the prefetch would add 30-40
+# instructions and 40 registers a step (kernel_sass).
 PREFETCH_STATES = 4
 
 
@@ -41,16 +43,6 @@ def _discretised(raw, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr
     if SOFTPLUS:
         step = _softplus(step)
     return tl.where(mask, step, 0.0)
-
-
-@triton.jit
-def _time_step(dt_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """``dt`` for ``[BD]`` channels of one step after bias and softplus, and the raw pre-softplus value; 0 where
-    masked."""
-    raw = tl.load(dt_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    if HAS_BIAS:
-        raw = raw + bias
-    return _discretised(raw, bias, mask, False, SOFTPLUS), raw
 
 
 @triton.jit
@@ -76,23 +68,11 @@ def _channel_block(pid_d, pid_b, D, G, N, BD: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _step_inputs(dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n,
-                 HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):  # fmt: skip
-    """One step's ``dt`` after bias and softplus, its raw value, ``u`` (``[BD]``) and ``B_t, C_t`` (``[BN]``), all
-    float32 and 0 where masked (a masked step leaves the state unchanged)."""
-    step, raw = _time_step(dt_ptr, bias, row * D + offs_d, mask_d, HAS_BIAS, SOFTPLUS)
-    u = tl.load(u_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    offs_bc = (row * G + group) * N + offs_n
-    b = tl.load(b_ptr + offs_bc, mask=mask_n, other=0.0).to(tl.float32)
-    c = tl.load(c_ptr + offs_bc, mask=mask_n, other=0.0).to(tl.float32)
-    return step, raw, u, b, c
-
-
-@triton.jit
 def _load_step(dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, channel, offs_n, in_channel, mask_n,
                WITH_C: tl.constexpr, WITH_Z: tl.constexpr):  # fmt: skip
-    """The forward's loads for one step, float32, 0 where masked: raw ``dt`` and ``u`` (``[BD, 1]``), ``B_t``
-    (``[BN]``), and ``C_t`` and ``z`` when asked (zeros otherwise)."""
+    """One step's loads, float32, 0 where masked: raw ``dt`` and ``u`` (``channel``'s shape: ``[BD, 1]`` in the
+    forward, ``[BD]`` in the backward), ``B_t`` (``[BN]``), and ``C_t`` and ``z`` when asked (zeros
+    otherwise)."""
     raw = tl.load(dt_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
     u = tl.load(u_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
     offs_bc = (row * G + group) * N + offs_n
@@ -104,6 +84,19 @@ def _load_step(dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, channel,
     if WITH_Z:
         z = tl.load(z_ptr + row * D + channel, mask=in_channel, other=0.0).to(tl.float32)
     return raw, u, b, c, z
+
+
+@triton.jit
+def _walk_loads(dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d, offs_n,
+                mask_d, mask_n, BD: tl.constexpr, BN: tl.constexpr, HAS_Z: tl.constexpr):  # fmt: skip
+    """The walk-back's loads for scratch row ``j`` (flat step ``row``), float32, 0 where masked: ``_load_step``'s
+    with ``C_t`` (and ``z`` if ``HAS_Z``), ``dy`` (``[BD]``), and the state before the step (``h_in`` at row 0)."""
+    raw, u, b, c, z = _load_step(
+        dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, True, HAS_Z
+    )
+    dy = tl.load(dy_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    before = tl.where(j == 0, h_in, tl.load(scratch + (j - 1) * BD * BN, mask=j > 0, other=0.0))
+    return raw, u, dy, z, b, c, before
 
 
 @triton.jit
@@ -183,13 +176,13 @@ def _selective_bwd_kernel(
     T, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
+    PREFETCH: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
-    A = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-    A2 = A * LOG2E
+    A2 = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS)
     dh = tl.zeros([BD, BN], dtype=tl.float32)
@@ -206,31 +199,59 @@ def _selective_bwd_kernel(
         k = n_tiles - 1 - k_back
         h_in = tl.load(checkpoints + k * D * N, mask=mask_dn, other=0.0)
         h = h_in
+        if PREFETCH:
+            first = k * BT
+            raw_next, u_next, b_next, _, _ = _load_step(
+                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
+                offs_n, mask_d & (first < T), mask_n & (first < T), False, False,
+            )  # fmt: skip
         for j in range(0, BT):  # replay the tile into the scratch rows
             i = k * BT + j
             valid = i < T
-            row = _row(pid_b * T, T, i, REVERSE)
-            step, _, u, b, _ = _step_inputs(
-                dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, mask_d & valid,
-                mask_n & valid, HAS_BIAS, SOFTPLUS,
-            )  # fmt: skip
+            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
+                raw, u, b = raw_next, u_next, b_next
+                later = (j + 1 < BT) & (i + 1 < T)
+                raw_next, u_next, b_next, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & later, mask_n & later, False, False,
+                )  # fmt: skip
+            else:
+                raw, u, b, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & valid, mask_n & valid, False, False,
+                )  # fmt: skip
+            step = _discretised(raw, bias, mask_d & valid, HAS_BIAS, SOFTPLUS)
             h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
             tl.store(scratch + j * BD * BN, h)
         tl.debug_barrier()
         h = tl.load(scratch + (BT - 1) * BD * BN)
+        if PREFETCH:
+            last = k * BT + BT - 1
+            raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
+                G, group, N, D, offs_d, offs_n, mask_d & (last < T), mask_n & (last < T), BD, BN, HAS_Z,
+            )  # fmt: skip
         for j_back in range(0, BT):  # and walk them backwards, carrying each step's entering state to the next
             j = BT - 1 - j_back
             i = k * BT + j
             valid = i < T
             m_d, m_n = mask_d & valid, mask_n & valid
             row = _row(pid_b * T, T, i, REVERSE)
-            step, raw, u, b, c = _step_inputs(
-                dt_ptr, u_ptr, b_ptr, c_ptr, bias, row, G, group, N, D, offs_d, offs_n, m_d, m_n, HAS_BIAS, SOFTPLUS
-            )
-            before = tl.where(j == 0, h_in, tl.load(scratch + (j - 1) * BD * BN, mask=j > 0, other=0.0))
-            dy = tl.load(dy_ptr + row * D + offs_d, mask=m_d, other=0.0).to(tl.float32)
+            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
+                raw, u, dy, z, b, c, before = raw_next, u_next, dy_next, z_next, b_next, c_next, before_next
+                earlier = (j > 0) & (i - 1 < T)
+                raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, i - 1, REVERSE),
+                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN, HAS_Z,
+                )  # fmt: skip
+            else:
+                raw, u, dy, z, b, c, before = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d,
+                    offs_n, m_d, m_n, BD, BN, HAS_Z,
+                )  # fmt: skip
+            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
+            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
             if HAS_Z:
-                z = tl.load(z_ptr + row * D + offs_d, mask=m_d, other=0.0).to(tl.float32)
                 gate = tl.sigmoid(z)
                 y = tl.sum(h * c[None, :], axis=1) + skip * u
                 tl.store(
@@ -241,14 +262,16 @@ def _selective_bwd_kernel(
                 dy = dy * z * gate
             dh += dy[:, None] * c[None, :]
             decay = tl.exp2(step[:, None] * A2)
-            du = tl.sum(dh * b[None, :], axis=1) * step + skip * dy
-            dstep = tl.sum(dh * (A * decay * before + b[None, :] * u[:, None]), axis=1)
+            dh_b = tl.sum(dh * b[None, :], axis=1)
+            du = dh_b * step + skip * dy
+            carried = dh * decay * before  # dh's share through the decay: gives dA and dt's decay term
+            dstep = tl.sum(carried * A2, axis=1) * LN2 + dh_b * u
             if SOFTPLUS:
                 dstep = dstep * tl.sigmoid(raw)
             dstep = tl.where(m_d, dstep, 0.0)
             tl.store(du_ptr + row * D + offs_d, du.to(du_ptr.dtype.element_ty), mask=m_d)
             tl.store(ddt_ptr + row * D + offs_d, dstep.to(ddt_ptr.dtype.element_ty), mask=m_d)
-            grad_a += dh * decay * before * step[:, None]
+            grad_a += carried * step[:, None]
             grad_skip += dy * u
             grad_bias += dstep
             offs_part = (row * n_blocks + pid_d) * N + offs_n
@@ -272,12 +295,14 @@ def block_channels(channels: int, groups: int, largest: int = 32) -> int:
 
 def launch_config(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
     """``BD`` channels per program (``block_channels``), ``BT`` steps per checkpointed tile (the same both ways),
-    ``BN >= N`` states and one warp per program. From the H100 runs (``results/selective_scan_v2_*``): 32 channels
-    forward; backward at N >= 16, 8 channels (forward+backward 106 against 109 ms at LION's size)."""
+    ``BN >= N`` states, one warp per program, and ``PREFETCH`` (each step's loads issued during the step before) at
+    ``N <= PREFETCH_STATES``. From the H100 runs (``results/selective_scan_v2_*``): 32 channels forward; backward at
+    N >= 16, 8 channels (forward+backward 106 against 109 ms at LION's size)."""
     block_n = triton.next_power_of_2(state_size)
     largest = 8 if direction == "bwd" and block_n >= 16 else 32
     block_d = block_channels(channels, groups, largest)
-    return {"BD": block_d, "BT": 32, "BN": block_n, "num_warps": max(1, min(4, block_d * block_n // 512))}
+    warps = max(1, min(4, block_d * block_n // 512))
+    return {"BD": block_d, "BT": 32, "BN": block_n, "num_warps": warps, "PREFETCH": block_n <= PREFETCH_STATES}
 
 
 def selective_scan_triton_fwd(
@@ -335,7 +360,7 @@ def _launch_fwd(tensors, piece_len, dt_softplus, reverse, cfg, **flags):
     _selective_fwd_kernel[grid](
         *tensors, steps, piece_len, channels, groups, state_size, **cfg,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        HAS_H0=initial_state is not None, REVERSE=reverse, PREFETCH=cfg["BN"] <= PREFETCH_STATES, **flags,
+        HAS_H0=initial_state is not None, REVERSE=reverse, **flags,
     )  # fmt: skip
 
 
