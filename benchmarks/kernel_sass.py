@@ -82,10 +82,17 @@ def loops(sass: str) -> list[dict]:
     return sorted(found, key=lambda loop: loop["instructions"])
 
 
-def compile_for_sm90(kernel, types: dict, constexprs: dict, num_warps: int, divisible: tuple[str, ...] = ()):
+def compile_for_sm90(
+    kernel,
+    types: dict,
+    constexprs: dict,
+    num_warps: int,
+    divisible: tuple[str, ...] = (),
+    num_stages: int | None = None,
+):
     """``kernel`` compiled for the H100 as a launch there would: every pointer 16-byte aligned (torch's
     allocations are) and the integer parameters named in ``divisible`` multiples of 16 (Triton specialises on both,
-    and some bugs appear only then)."""
+    and some bugs appear only then); ``num_stages`` None keeps Triton's default pipelining."""
     aligned = [["tt.divisibility", 16]]
     attrs = {
         (index,): aligned
@@ -95,13 +102,20 @@ def compile_for_sm90(kernel, types: dict, constexprs: dict, num_warps: int, divi
     return triton.compile(
         ASTSource(fn=kernel, signature=types, constexprs=constexprs, attrs=attrs),
         target=GPUTarget("cuda", 90, 32),
-        options={"num_warps": num_warps},
+        options={"num_warps": num_warps} | ({} if num_stages is None else {"num_stages": num_stages}),
     )
 
 
-def compile_report(kernel, types: dict, constexprs: dict, num_warps: int, divisible: tuple[str, ...] = ()) -> dict:
+def compile_report(
+    kernel,
+    types: dict,
+    constexprs: dict,
+    num_warps: int,
+    divisible: tuple[str, ...] = (),
+    num_stages: int | None = None,
+) -> dict:
     """Registers, stack bytes, shared bytes, total instructions and loops of ``kernel`` compiled for sm_90."""
-    compiled = compile_for_sm90(kernel, types, constexprs, num_warps, divisible)
+    compiled = compile_for_sm90(kernel, types, constexprs, num_warps, divisible, num_stages)
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -119,7 +133,8 @@ def compile_report(kernel, types: dict, constexprs: dict, num_warps: int, divisi
 
 class KernelSpec(NamedTuple):
     """One kernel to compile: its report name, the ``@triton.jit`` function, its constexpr values, the pointer
-    types that are not ``*bf16``, its warps, and the integer parameters that are multiples of 16 at this size."""
+    types that are not ``*bf16``, its warps, the integer parameters that are multiples of 16 at this size, and its
+    pipelining stages where its launch sets them."""
 
     name: str
     kernel: object
@@ -127,6 +142,7 @@ class KernelSpec(NamedTuple):
     pointers: dict
     num_warps: int
     divisible: tuple[str, ...] = ()
+    num_stages: int | None = None
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
@@ -216,7 +232,10 @@ def chunk_gla_kernels() -> list[KernelSpec]:
     kernels = []
     for name, kernel, constexprs, kinds in specs:
         used = {key: value for key, value in constexprs.items() if key in kernel.arg_names}
-        kernels.append(KernelSpec(f"chunk_gla {name}", kernel, used, kinds, face.kernel_warps(config, kernel)))
+        launch = face.kernel_launch(config, kernel)
+        kernels.append(
+            KernelSpec(f"chunk_gla {name}", kernel, used, kinds, launch["num_warps"], (), launch.get("num_stages"))
+        )
     return kernels
 
 
@@ -304,6 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="lrnn bench kernel_sass", description=__doc__.split("\n")[0])
     parser.add_argument("--ops", nargs="+", choices=sorted(OPS), default=sorted(OPS))
     parser.add_argument("--num-warps", type=int, default=None, help="override the launch configs' warps")
+    parser.add_argument("--num-stages", type=int, default=None, help="override the launches' pipelining stages")
     args = parser.parse_args(argv)
     rows = []
     header = f"{'kernel':>24} {'regs':>5} {'stack':>5} {'shared':>7} {'instr':>6}"
@@ -311,9 +331,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for op in args.ops:
         for spec in OPS[op]():
             types = signature(spec.kernel, spec.constexprs, spec.pointers, "*bf16")
-            report = compile_report(
-                spec.kernel, types, spec.constexprs, args.num_warps or spec.num_warps, spec.divisible
-            )
+            warps, stages = args.num_warps or spec.num_warps, args.num_stages or spec.num_stages
+            report = compile_report(spec.kernel, types, spec.constexprs, warps, spec.divisible, stages)
             rows.append({"kernel": spec.name, **report})
             cells = [f"{loop['instructions']} ({' '.join(str(loop[c]) for c in COUNTED)})" for loop in report["loops"]]
             print(

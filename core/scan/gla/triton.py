@@ -79,7 +79,9 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
     kernels (``o`` and ``dv``) take the value tile ``BV_O`` (up to 128: each value tile re-reads the key-side inputs
     and ``A``) and ``WARPS_O`` (8 hold ``[BT, 128]`` tiles without spilling); the whole-chunk dq/dk/dg kernel
     ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread); the scores and intra-chunk dq/dk kernels ``WARPS_A`` and
-    ``WARPS_INTRA``; the two sequential state kernels ``WARPS_H``; both dq/dk kernels the key tile ``BK_DQK``."""
+    ``WARPS_INTRA``; the two sequential state kernels ``WARPS_H``; both dq/dk kernels the key tile ``BK_DQK``. A
+    kernel's loops pipeline their loads over Triton's default stages unless a ``STAGES_*`` entry of the same
+    suffix sets them (``kernel_launch``)."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -599,21 +601,26 @@ def _bwd_dqkg_kernel(
 _PRECISION = {torch.float32: "ieee", torch.float16: "tf32", torch.bfloat16: "tf32"}
 
 
-_OWN_WARPS = {
-    _fwd_h_kernel: "WARPS_H",
-    _bwd_dh_kernel: "WARPS_H",
-    _fwd_a_kernel: "WARPS_A",
-    _fwd_o_kernel: "WARPS_O",
-    _bwd_dv_kernel: "WARPS_O",
-    _bwd_dqk_intra_kernel: "WARPS_INTRA",
-    _bwd_dqkg_kernel: "WARPS_DQKG",
+_OWN_ENTRIES = {  # a kernel's own launch_config entries: WARPS_<suffix>, STAGES_<suffix>
+    _fwd_h_kernel: "H",
+    _bwd_dh_kernel: "H",
+    _fwd_a_kernel: "A",
+    _fwd_o_kernel: "O",
+    _bwd_dv_kernel: "O",
+    _bwd_dqk_intra_kernel: "INTRA",
+    _bwd_dqkg_kernel: "DQKG",
 }
 
 
-def kernel_warps(cfg: dict, kernel) -> int:
-    """The warps ``kernel`` launches with: its own ``WARPS_*`` entry of ``launch_config`` where it has one and the
-    config sets it, else the common ``num_warps``."""
-    return cfg.get(_OWN_WARPS.get(kernel), cfg["num_warps"])
+def kernel_launch(cfg: dict, kernel) -> dict:
+    """The launch options of ``kernel``: ``num_warps`` from its own ``WARPS_*`` entry of ``launch_config`` where the
+    config sets one, else the common ``num_warps``; ``num_stages`` (the pipelining of its loops' loads) from its own
+    ``STAGES_*`` entry where set, else Triton's default."""
+    suffix = _OWN_ENTRIES.get(kernel)
+    options = {"num_warps": cfg.get(f"WARPS_{suffix}", cfg["num_warps"])}
+    if f"STAGES_{suffix}" in cfg:
+        options["num_stages"] = cfg[f"STAGES_{suffix}"]
+    return options
 
 
 def _dot_dtype_args(q: torch.Tensor) -> dict:
@@ -684,7 +691,7 @@ def chunk_states(k, v, gc, initial_state, reverse, cfg, grid, dtype=torch.float3
     _fwd_h_kernel[launch](
         k, v, gc, initial_state, h, final_state, steps, heads, key_dim, value_dim, gc.shape[-1], grid.per_sequence,
         BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=gc.shape[-1] > 1, HAS_H0=initial_state is not None,
-        REVERSE=reverse, PRECISION=_PRECISION[k.dtype], num_warps=kernel_warps(cfg, _fwd_h_kernel),
+        REVERSE=reverse, PRECISION=_PRECISION[k.dtype], **kernel_launch(cfg, _fwd_h_kernel),
         **grid.varlen_args,
     )  # fmt: skip
     return h, final_state
@@ -698,7 +705,7 @@ def intra_chunk_scores(q, k, gc, reverse, cfg, grid):
     _fwd_a_kernel[(cfg["BT"] // cfg["BC"], grid.programs, grid.heads)](
         q, k, gc, scores, steps, heads, key_dim, gc.shape[-1], grid.per_sequence, BT=cfg["BT"], BC=cfg["BC"],
         BK=cfg["BK"], PER_KEY=gc.shape[-1] > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
-        num_warps=kernel_warps(cfg, _fwd_a_kernel), **grid.chunk_args,
+        **kernel_launch(cfg, _fwd_a_kernel), **grid.chunk_args,
     )  # fmt: skip
     return scores
 
@@ -723,7 +730,7 @@ def chunk_gla_triton_fwd(q, k, v, g, scale, initial_state, reverse, cu_seqlens=N
         q, v, gc, h, scores, o, scale, steps, heads, key_dim, value_dim, g.shape[-1], grid.per_sequence,
         BT=cfg["BT"], BK=cfg["BK"], BV=value_tile, PER_KEY=g.shape[-1] > 1, REVERSE=reverse,
         PRECISION=_PRECISION[q.dtype], **_dot_dtype_args(q),
-        num_warps=kernel_warps(cfg, _fwd_o_kernel), **grid.chunk_args,
+        **kernel_launch(cfg, _fwd_o_kernel), **grid.chunk_args,
     )  # fmt: skip
     return o, final_state, scores
 
@@ -746,14 +753,14 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     dh0 = torch.empty_like(final_state)
     _bwd_dh_kernel[(triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)](
         q, do, gc, dht, dh, dh0, scale, steps, heads, key_dim, value_dim, width, grid.per_sequence,
-        HAS_DHT=dht is not None, num_warps=kernel_warps(cfg, _bwd_dh_kernel), **common, **grid.varlen_args,
+        HAS_DHT=dht is not None, **kernel_launch(cfg, _bwd_dh_kernel), **common, **grid.varlen_args,
     )  # fmt: skip
     dv = torch.empty_like(v)
     value_tile = cfg.get("BV_O", cfg["BV"])
     _bwd_dv_kernel[(triton.cdiv(value_dim, value_tile), grid.programs, grid.heads)](
         k, gc, do, dh, intra_chunk_scores(q, k, gc, reverse, cfg, grid) if scores is None else scores, dv, scale,
         steps, heads, key_dim, value_dim, width, grid.per_sequence, **_dot_dtype_args(q), **grid.chunk_args,
-        num_warps=kernel_warps(cfg, _bwd_dv_kernel), **{**common, "BV": value_tile},
+        **kernel_launch(cfg, _bwd_dv_kernel), **{**common, "BV": value_tile},
     )  # fmt: skip
     d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
     _bwd_da_kernel[(grid.programs, grid.heads)](
@@ -766,13 +773,13 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     _bwd_dqk_intra_kernel[(triton.cdiv(key_dim, key_tile) * (cfg["BT"] // cfg["BC"]), grid.programs, grid.heads)](
         q, k, gc, d_scores, intra_dq, intra_dk, scale, steps, heads, key_dim, width, grid.per_sequence, BT=cfg["BT"],
         BC=cfg["BC"], BK=key_tile, PER_KEY=width > 1, REVERSE=reverse, PRECISION=_PRECISION[q.dtype],
-        num_warps=kernel_warps(cfg, _bwd_dqk_intra_kernel), **grid.chunk_args,
+        **kernel_launch(cfg, _bwd_dqk_intra_kernel), **grid.chunk_args,
     )  # fmt: skip
     dq, dk = torch.empty_like(q), torch.empty_like(k)
     dg = torch.empty(q.shape, dtype=torch.float32, device=q.device)
     _bwd_dqkg_kernel[(triton.cdiv(key_dim, key_tile), grid.programs, grid.heads)](
         q, k, v, gc, h, do, dh, intra_dq, intra_dk, dq, dk, dg, scale, steps, heads, key_dim, value_dim, width,
-        grid.per_sequence, num_warps=kernel_warps(cfg, _bwd_dqkg_kernel), **{**common, "BK": key_tile},
+        grid.per_sequence, **kernel_launch(cfg, _bwd_dqkg_kernel), **{**common, "BK": key_tile},
         **_dot_dtype_args(q), **grid.chunk_args,
     )  # fmt: skip
     if width == 1:
