@@ -60,6 +60,11 @@ class LrnnCLI(LightningCLI):
             subcommands.add_subcommand(name, ArgumentParser(description=SUMMARIES[name]), help=SUMMARIES[name])
 
 
+def _modules() -> list[str]:
+    """The module names under ``lrnn.benchmarks``, benchmarks and their helpers alike (nothing imported)."""
+    return [info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg]
+
+
 def _benchmark(name: str):
     """The module ``lrnn.benchmarks.<name>`` if it is a benchmark (it has ``main(argv=None)``; the others are their
     helpers: profiling, the stream kernels), else None."""
@@ -69,8 +74,7 @@ def _benchmark(name: str):
 
 def available_benchmarks() -> list[str]:
     """Names of the benchmarks under ``lrnn.benchmarks`` (importing each module once)."""
-    modules = (info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg)
-    return sorted(name for name in modules if _benchmark(name) is not None)
+    return sorted(name for name in _modules() if _benchmark(name) is not None)
 
 
 def bench(argv: list[str]) -> None:
@@ -79,8 +83,7 @@ def bench(argv: list[str]) -> None:
         print("usage: lrnn bench <name> [args]   (lrnn bench <name> --help for its options)")
         print(f"benchmarks: {', '.join(available_benchmarks()) or 'none installed'}")
         return
-    modules = {info.name for info in pkgutil.iter_modules(lrnn.benchmarks.__path__) if not info.ispkg}
-    benchmark = _benchmark(argv[0]) if argv[0] in modules else None
+    benchmark = _benchmark(argv[0]) if argv[0] in _modules() else None
     if benchmark is None:
         raise SystemExit(f"lrnn bench: unknown benchmark {argv[0]!r}; available: {', '.join(available_benchmarks())}")
     benchmark.main(argv[1:])

@@ -96,9 +96,8 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
 
 def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype of the forward's chunk states ``h``: bfloat16 for bfloat16 inputs (half the bytes of the largest
-    stream, as fla keeps them), float32 otherwise (float16's
-    range is too short for a state). The states are carried in float32 and rounded only where stored; the backward
-    recomputes them in float32."""
+    stream, as fla keeps them), float32 otherwise (float16's range is too short for a state). The states are
+    carried in float32 and rounded only where stored; the backward recomputes them in float32."""
     return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
@@ -617,6 +616,8 @@ def kernel_launch(cfg: dict, kernel) -> dict:
     config sets one, else the common ``num_warps``; ``num_stages`` (the pipelining of its loops' loads) from its own
     ``STAGES_*`` entry where set, else Triton's default."""
     suffix = _OWN_ENTRIES.get(kernel)
+    if suffix is None:
+        return {"num_warps": cfg["num_warps"]}
     options = {"num_warps": cfg.get(f"WARPS_{suffix}", cfg["num_warps"])}
     if f"STAGES_{suffix}" in cfg:
         options["num_stages"] = cfg[f"STAGES_{suffix}"]
