@@ -81,7 +81,8 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
     ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread); the scores and intra-chunk dq/dk kernels ``WARPS_A`` and
     ``WARPS_INTRA``; the two sequential state kernels ``WARPS_H``; both dq/dk kernels the key tile ``BK_DQK``. A
     kernel's loops pipeline their loads over Triton's default stages unless a ``STAGES_*`` entry of the same
-    suffix sets them (``kernel_launch``)."""
+    suffix sets them (``kernel_launch``): the scores and both dq/dk kernels run one stage (on the H100 the scores
+    kernel took 1.13 ms at one stage against 2.12 at the default three, and the dq/dk pair 0.15 ms less)."""
     return {
         "BT": CHUNK,
         "BC": SUBCHUNK,
@@ -91,6 +92,9 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
         "num_warps": 4,
         "WARPS_O": 8,
         "WARPS_DQKG": 8,
+        "STAGES_A": 1,
+        "STAGES_INTRA": 1,
+        "STAGES_DQKG": 1,
     }
 
 
