@@ -61,6 +61,28 @@ def test_dq_dk_kernel_with_its_own_key_tile(device, monkeypatch):
     assert_close_to(result, reference(inputs, cotangents, torch.float32), TOLERANCE[torch.float32])
 
 
+def test_state_kernels_narrow_their_tiles_when_few_programs(device, monkeypatch):
+    """With few sequences x heads the state kernels halve ``BK`` and ``BV`` (``state_tiles``) below the other
+    kernels' tiles, and the outputs and gradients stay those of the reference."""
+    tiles = triton_face.launch_config
+    narrowing = lambda key_dim, value_dim: {**tiles(key_dim, value_dim), "STATE_PROGRAMS": 10**6}  # noqa: E731
+    monkeypatch.setattr(triton_face, "launch_config", narrowing)
+    assert triton_face.state_tiles(narrowing(48, 40), 48, 40, walks=2) == (16, 16)
+    inputs, cotangents = make_inputs(1, 70, 2, 48, 40, "per_key", 1, seed=5)
+    on_device = {name: None if t is None else t.to(device) for name, t in inputs.items()}
+    result = run(chunk_gla, on_device, tuple(c.to(device) for c in cotangents), torch.float32)
+    assert_close_to(result, reference(inputs, cotangents, torch.float32), TOLERANCE[torch.float32])
+
+
+def test_state_tiles_keep_the_common_tiles_with_enough_programs():
+    """At the benchmark's B = 16, T = 2048, H = 16 (1,024 state programs at 64 x 64) the tiles stay; at B = 1 (64
+    programs) they halve once, to the 32 x 32 timed on the H100."""
+    cfg = {"BK": 64, "BV": 64, "STATE_PROGRAMS": 128}
+    assert triton_face.state_tiles(cfg, 128, 128, walks=16 * 16) == (64, 64)
+    assert triton_face.state_tiles(cfg, 128, 128, walks=16) == (32, 32)
+    assert triton_face.state_tiles({"BK": 64, "BV": 64}, 128, 128, walks=1) == (64, 64)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_backward_from_the_forwards_scores_equals_recomputing_them(device, monkeypatch, reverse):
     """Where ``keeps_scores`` holds, the backward reads the forward's intra-chunk scores; the gradients are the

@@ -79,7 +79,8 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
     kernels (``o`` and ``dv``) take the value tile ``BV_O`` (up to 128: each value tile re-reads the key-side inputs
     and ``A``) and ``WARPS_O`` (8 hold ``[BT, 128]`` tiles without spilling); the whole-chunk dq/dk/dg kernel
     ``WARPS_DQKG`` (8: 4 spill 1.6 KB a thread); the scores and intra-chunk dq/dk kernels ``WARPS_A`` and
-    ``WARPS_INTRA``; the two sequential state kernels ``WARPS_H``; both dq/dk kernels the key tile ``BK_DQK``. A
+    ``WARPS_INTRA``; the two sequential state kernels ``WARPS_H``, and narrower tiles where their programs would be
+    fewer than ``STATE_PROGRAMS`` (``state_tiles``); both dq/dk kernels the key tile ``BK_DQK``. A
     kernel's loops pipeline their loads over Triton's default stages unless a ``STAGES_*`` entry of the same
     suffix sets them (``kernel_launch``): the scores and both dq/dk kernels run one stage (on the H100 the scores
     kernel took 1.13 ms at one stage against 2.12 at the default three, and the dq/dk pair 0.15 ms less)."""
@@ -95,7 +96,22 @@ def launch_config(key_dim: int, value_dim: int) -> dict:
         "STAGES_A": 1,
         "STAGES_INTRA": 1,
         "STAGES_DQKG": 1,
+        "STATE_PROGRAMS": 128,
     }
+
+
+def state_tiles(cfg: dict, key_dim: int, value_dim: int, walks: int) -> tuple[int, int]:
+    """The key and value tiles of the sequential state kernels (``fwd_h``, ``dh``; ``walks`` = sequences x heads,
+    each walked over its chunks by ``K / BK x V / BV`` programs): ``BK`` and ``BV`` halved together, to no less than
+    16, while fewer than ``STATE_PROGRAMS`` programs would walk. On the H100 at B = 1, T = 32768, H = 16 (64 programs
+    at 64 x 64) the two kernels took 2.06 ms (two ``fwd_h`` calls) and 1.14 ms at 64 x 64 against 1.30 and 0.62 at
+    32 x 32 (``results/chunk_gla_v5_state_tiles_T32768_*``)."""
+    block_k, block_v = cfg["BK"], cfg["BV"]
+    while min(block_k, block_v) > 16 and (
+        triton.cdiv(key_dim, block_k) * triton.cdiv(value_dim, block_v) * walks < cfg.get("STATE_PROGRAMS", 0)
+    ):
+        block_k, block_v = block_k // 2, block_v // 2
+    return block_k, block_v
 
 
 def forward_state_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -692,10 +708,11 @@ def chunk_states(k, v, gc, initial_state, reverse, cfg, grid, dtype=torch.float3
     value_dim = v.shape[-1]
     h = torch.empty(grid.slots, heads, key_dim, value_dim, dtype=dtype, device=k.device)
     final_state = torch.empty(grid.sequences, heads, key_dim, value_dim, dtype=torch.float32, device=k.device)
-    launch = (triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)
+    block_k, block_v = state_tiles(cfg, key_dim, value_dim, grid.sequences * heads)
+    launch = (triton.cdiv(key_dim, block_k), triton.cdiv(value_dim, block_v), grid.sequences * heads)
     _fwd_h_kernel[launch](
         k, v, gc, initial_state, h, final_state, steps, heads, key_dim, value_dim, gc.shape[-1], grid.per_sequence,
-        BT=cfg["BT"], BK=cfg["BK"], BV=cfg["BV"], PER_KEY=gc.shape[-1] > 1, HAS_H0=initial_state is not None,
+        BT=cfg["BT"], BK=block_k, BV=block_v, PER_KEY=gc.shape[-1] > 1, HAS_H0=initial_state is not None,
         REVERSE=reverse, PRECISION=_PRECISION[k.dtype], **kernel_launch(cfg, _fwd_h_kernel),
         **grid.varlen_args,
     )  # fmt: skip
@@ -756,9 +773,11 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
                   PRECISION=_PRECISION[q.dtype])  # fmt: skip
     dh = torch.empty_like(h)
     dh0 = torch.empty_like(final_state)
-    _bwd_dh_kernel[(triton.cdiv(key_dim, cfg["BK"]), triton.cdiv(value_dim, cfg["BV"]), grid.sequences * heads)](
+    block_k, block_v = state_tiles(cfg, key_dim, value_dim, grid.sequences * heads)
+    _bwd_dh_kernel[(triton.cdiv(key_dim, block_k), triton.cdiv(value_dim, block_v), grid.sequences * heads)](
         q, do, gc, dht, dh, dh0, scale, steps, heads, key_dim, value_dim, width, grid.per_sequence,
-        HAS_DHT=dht is not None, **kernel_launch(cfg, _bwd_dh_kernel), **common, **grid.varlen_args,
+        HAS_DHT=dht is not None, **kernel_launch(cfg, _bwd_dh_kernel), **{**common, "BK": block_k, "BV": block_v},
+        **grid.varlen_args,
     )  # fmt: skip
     dv = torch.empty_like(v)
     value_tile = cfg.get("BV_O", cfg["BV"])

@@ -296,11 +296,11 @@ def block_channels(channels: int, groups: int, largest: int = 32) -> int:
 def launch_config(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
     """``BD`` channels per program (``block_channels``), ``BT`` steps per checkpointed tile (the same both ways),
     ``BN >= N`` states, one warp per program, and ``PREFETCH`` (each step's loads issued during the step before) at
-    ``N <= PREFETCH_STATES``. From the H100 runs: 32 channels forward; backward at N >= 16, 16 channels (v2.4's
-    backward kernel at LION's tile, 32 x 4096: 13.3 ms against 13.6 at 8 and 15.3 at 32,
-    ``results/selective_scan_v2_4_sweep_*``)."""
+    ``N <= PREFETCH_STATES``. From the H100 runs: 32 channels forward; backward at N >= 16, 8 channels (v2.4's
+    backward kernel at LION's size: 79.3 ms against 104.0 at 16, ``results/selective_scan_v2_4_backward_channels_*``;
+    a 32-sequence sweep had ranked 16 first)."""
     block_n = triton.next_power_of_2(state_size)
-    largest = 16 if direction == "bwd" and block_n >= 16 else 32
+    largest = 8 if direction == "bwd" and block_n >= 16 else 32
     block_d = block_channels(channels, groups, largest)
     warps = max(1, min(4, block_d * block_n // 512))
     return {"BD": block_d, "BT": 32, "BN": block_n, "num_warps": warps, "PREFETCH": block_n <= PREFETCH_STATES}
