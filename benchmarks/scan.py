@@ -12,6 +12,7 @@ same inputs. Results go to ``benchmarks/results/scan_<gpu>.json``.
     lrnn bench scan --sweep         # also time tile configurations of the Triton kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 2 4   # ... of the look-back kernels
     lrnn bench scan --sweep --lookback --dtype bfloat16 --warps 1 --tiles 32x64 16x128   # ... of some tiles
+    lrnn bench scan --sweep --copy-engine 2 3 4 --dtype bfloat16 --warps 1 --tiles 64x32   # the copy-engine forward
 """
 
 import argparse
@@ -189,29 +190,36 @@ def fla_runs(op, x, g) -> bool:
         return False
 
 
-def sweep_configs(a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None) -> list[dict]:
+def sweep_configs(
+    a, x, dh, warps: list[int], lookback: bool = False, tiles: list | None = None, stages: list[int] | None = None
+) -> list[dict]:
     """Kernel times, forward and backward, of every tile in ``tiles`` (default ``SWEEP_TILES``) with each of
     ``warps``; of the look-back kernels (``core/scan/linear/lookback.py``, one program a tile, default tiles
-    ``LOOKBACK_TILES``) when ``lookback``."""
+    ``LOOKBACK_TILES``) when ``lookback``; with ``stages``, of the copy-engine forward (``copy_engine.py``, forward
+    only) at each of those pipelining depths."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
     rows = []
     tiles = tiles or (LOOKBACK_TILES if lookback else SWEEP_TILES)
-    for (bt, bd), num_warps in itertools.product(tiles, warps):
+    for (bt, bd), num_warps, depth in itertools.product(tiles, warps, stages or [None]):
         if bt * bd > MAX_ELEMENTS_PER_THREAD * 32 * num_warps:
             continue
         cfg = {"BT": bt, "BD": bd, "num_warps": num_warps, "lookback": lookback}
-        fwd = median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))
-        bwd = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
-        rows.append({**cfg, "fwd_ms": fwd, "bwd_ms": bwd})
-        name = f"{'x'.join(map(str, a.shape))} {_tile_name(cfg)}"
-        print(f"  {name}: fwd {fwd:.3f} ms, bwd {bwd:.3f} ms", flush=True)
+        if depth is not None:
+            cfg |= {"tma": True, "num_stages": depth}
+        row = {**cfg, "fwd_ms": median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))}
+        if depth is None:
+            row["bwd_ms"] = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
+        rows.append(row)
+        times = ", ".join(f"{mode[:3]} {row[mode]:.3f} ms" for mode in ("fwd_ms", "bwd_ms") if mode in row)
+        print(f"  {'x'.join(map(str, a.shape))} {_tile_name(cfg)}: {times}", flush=True)
     return rows
 
 
 def _tile_name(cfg: dict) -> str:
-    return f"{'look-back ' if cfg['lookback'] else ''}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}"
+    kind = "look-back " if cfg["lookback"] else f"copy-engine s{cfg['num_stages']} " if cfg.get("tma") else ""
+    return f"{kind}BT{cfg['BT']}/BD{cfg['BD']}/w{cfg['num_warps']}"
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -225,6 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warps", type=int, nargs="+", default=[4, 8], help="num_warps values the sweep tries")
     parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
     parser.add_argument("--tiles", type=_tile, nargs="+", help="the sweep's tiles as BTxBD (default: all)")
+    parser.add_argument(
+        "--copy-engine", type=int, nargs="+", metavar="STAGES", help="the sweep times the copy-engine forward instead"
+    )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
         if args.sweep:
-            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles):
+            for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles, args.copy_engine):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})
         del a, x, dh
         torch.cuda.empty_cache()
@@ -292,7 +303,7 @@ def print_table(report: dict) -> None:
         for (shape, dtype), rows in itertools.groupby(report["sweep"], key=lambda r: (tuple(r["shape"]), r["dtype"])):
             rows = list(rows)
             for mode in ("fwd_ms", "bwd_ms"):
-                best = sorted(rows, key=lambda r: r[mode])[:3]
+                best = sorted((r for r in rows if mode in r), key=lambda r: r[mode])[:3]
                 summary = ", ".join(f"{_tile_name(r)} {r[mode]:.3f}" for r in best)
                 print(f"  {'x'.join(map(str, shape))} {dtype} {mode[:3]}: {summary}")
 

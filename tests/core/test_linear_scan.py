@@ -95,6 +95,42 @@ def test_lookback_face(monkeypatch, device, shape, strength, reverse, with_h0, d
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 1)
 
 
+# The copy-engine forward (opt-in, ``copy_engine.py``): time in order, rows of a multiple of 16 bytes; D = 36 leaves a
+# partial channel block and T = 70 a partial tile, both filled and clipped by the engine. Under the interpreter
+# small tiles; on a GPU the tile timed against the per-sequence forward.
+COPY_ENGINE_CASES = list(
+    itertools.product(
+        [(2, 1, 8), (2, 70, 36), (3, 130, 16)],
+        ["near_one", "uniform"],
+        [False, True],
+        [torch.float32, torch.bfloat16] if ON_GPU else [torch.float32],
+    )
+)
+
+
+@pytest.mark.parametrize("shape,strength,with_h0,dtype", COPY_ENGINE_CASES)
+def test_copy_engine_face(monkeypatch, device, shape, strength, with_h0, dtype):
+    tile = {"BT": 64, "BD": 32, "num_warps": 1, "num_stages": 3} if ON_GPU else {"BT": 16, "BD": 8, "num_warps": 1}
+    monkeypatch.setattr(triton_face, "launch_config", lambda *args: {"num_stages": 2, **tile, "tma": True})
+    case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=False, with_h0=with_h0)
+    check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 2)
+
+
+@pytest.mark.parametrize(
+    "a,reverse,match",
+    [
+        (torch.full((1, 4, 8), 0.5), True, "in order"),
+        (torch.full((1, 4, 6), 0.5), False, "multiples of 16 bytes"),
+        (torch.full((1, 4, 8), 0.5 + 0.5j), False, "real inputs"),
+    ],
+)
+def test_copy_engine_refuses_what_it_cannot_load(device, a, reverse, match):
+    config = {"BT": 16, "BD": 8, "num_warps": 1, "num_stages": 2, "tma": True}
+    a = a.to(device)
+    with pytest.raises(ValueError, match=match):
+        triton_face.linear_scan_triton_fwd(a, a, None, reverse, config)
+
+
 def test_lookback_refuses_complex_inputs(device):
     a = torch.full((1, 4, 2), 0.5 + 0.5j, dtype=torch.complex64, device=device)
     with pytest.raises(ValueError, match="real inputs"):

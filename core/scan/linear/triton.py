@@ -7,7 +7,8 @@ joined to the carried state and written once, so the forward moves the minimum: 
 writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic are float32 (float64 for
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
 All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
-``lookback.py``, which splits time across programs (real inputs).
+``lookback.py``, which splits time across programs (real inputs); one with ``"tma": True`` hands the forward to
+``copy_engine.py``, which brings the tiles in through Hopper's copy engine (opt-in, being timed).
 """
 
 import torch
@@ -244,6 +245,10 @@ def linear_scan_triton_fwd(
         from .lookback import linear_scan_lookback_fwd
 
         return linear_scan_lookback_fwd(a, x, initial_state, reverse, cfg)
+    if cfg.get("tma"):
+        from .copy_engine import linear_scan_copy_engine_fwd
+
+        return linear_scan_copy_engine_fwd(a, x, initial_state, reverse, cfg)
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
     final_state = torch.empty(batch, width, dtype=acc, device=x.device)
