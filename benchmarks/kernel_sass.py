@@ -34,8 +34,8 @@ OPCODE = re.compile(r"\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9]+)")
 
 def signature(kernel, constexprs: dict, pointers: dict[str, str], default_pointer: str) -> dict[str, str]:
     """Triton's signature of ``kernel``: constexpr parameters (and absent pointers, given as None in
-    ``constexprs``) as "constexpr", pointers from ``pointers`` or ``default_pointer``, ``scale`` and ``eps`` fp32,
-    the rest i32."""
+    ``constexprs``) as "constexpr", pointers from ``pointers`` or ``default_pointer``, tensor descriptors
+    (``*_desc``) from ``pointers``, ``scale`` and ``eps`` fp32, the rest i32."""
     types = {}
     for param in kernel.params:
         name = param.name
@@ -43,6 +43,8 @@ def signature(kernel, constexprs: dict, pointers: dict[str, str], default_pointe
             types[name] = "constexpr"
         elif name.endswith("_ptr"):
             types[name] = pointers.get(name, default_pointer)
+        elif name.endswith("_desc"):
+            types[name] = pointers[name]
         else:
             types[name] = "fp32" if name in ("scale", "eps") else "i32"
     return types
@@ -241,9 +243,9 @@ def chunk_gla_kernels() -> list[KernelSpec]:
 
 def linear_scan_kernels() -> list[KernelSpec]:
     """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README; ``T`` and ``D``
-    multiples of 16, as the GPU specialises them)."""
+    multiples of 16, as the GPU specialises them), and the copy-engine forward at 32 and 16 channels a tile."""
     import torch
-    from lrnn.core.scan.linear import lookback
+    from lrnn.core.scan.linear import copy_engine, lookback
     from lrnn.core.scan.linear import triton as face
 
     flags = {"REVERSE": False, "IS_COMPLEX": False}
@@ -266,6 +268,12 @@ def linear_scan_kernels() -> list[KernelSpec]:
         constexprs = {"BT": config["BT"], "BD": config["BD"], "ACC": face.tl.float32, "REVERSE": False, **extra}
         name = f"look-back {direction} BT={config['BT']} BD={config['BD']}"
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("T", "D")))
+    for block_d in (32, 16):
+        descriptors = {name: f"tensordesc<bf16[1,64,{block_d}]>" for name in ("a_desc", "x_desc", "h_desc")}
+        constexprs = {"BT": 64, "BD": block_d, "STAGES": 3, "HAS_H0": False, "h0_ptr": None, "ACC": face.tl.float32}
+        name = f"copy-engine fwd BT=64 BD={block_d} stages=3"
+        kernel = copy_engine._copy_engine_fwd_kernel
+        kernels.append(KernelSpec(name, kernel, constexprs, pointers | descriptors, 1, ("D",)))
     return kernels
 
 
