@@ -108,16 +108,8 @@ def compile_for_sm90(
     )
 
 
-def compile_report(
-    kernel,
-    types: dict,
-    constexprs: dict,
-    num_warps: int,
-    divisible: tuple[str, ...] = (),
-    num_stages: int | None = None,
-) -> dict:
-    """Registers, stack bytes, shared bytes, total instructions and loops of ``kernel`` compiled for sm_90."""
-    compiled = compile_for_sm90(kernel, types, constexprs, num_warps, divisible, num_stages)
+def compile_report(compiled) -> dict:
+    """Registers, stack bytes, shared bytes, total instructions and loops of a kernel ``compiled`` for sm_90."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -145,6 +137,16 @@ class KernelSpec(NamedTuple):
     num_warps: int
     divisible: tuple[str, ...] = ()
     num_stages: int | None = None
+
+
+def compile_spec(
+    spec: KernelSpec, num_warps: int | None = None, num_stages: int | None = None, default_pointer: str = "*bf16"
+):
+    """``spec``'s kernel compiled for sm_90 at its own warps and stages unless ``num_warps`` or ``num_stages`` is
+    given, its pointers not named in the spec of type ``default_pointer``."""
+    types = signature(spec.kernel, spec.constexprs, spec.pointers, default_pointer)
+    warps, stages = num_warps or spec.num_warps, num_stages or spec.num_stages
+    return compile_for_sm90(spec.kernel, types, spec.constexprs, warps, spec.divisible, stages)
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
@@ -338,9 +340,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"{header}  loops: instructions ({', '.join(COUNTED)})")
     for op in args.ops:
         for spec in OPS[op]():
-            types = signature(spec.kernel, spec.constexprs, spec.pointers, "*bf16")
-            warps, stages = args.num_warps or spec.num_warps, args.num_stages or spec.num_stages
-            report = compile_report(spec.kernel, types, spec.constexprs, warps, spec.divisible, stages)
+            report = compile_report(compile_spec(spec, args.num_warps, args.num_stages))
             rows.append({"kernel": spec.name, **report})
             cells = [f"{loop['instructions']} ({' '.join(str(loop[c]) for c in COUNTED)})" for loop in report["loops"]]
             print(

@@ -32,7 +32,7 @@ def test_loops_count_instructions_only():
 
 
 SHUFFLES = """
-from lrnn.benchmarks.kernel_sass import compile_report, signature
+from lrnn.benchmarks.kernel_sass import compile_for_sm90, compile_report, signature
 from lrnn.core.scan.linear import triton as face
 pointers = {name: "*fp32" for name in ("h0_ptr", "ht_ptr", "dh0_ptr", "dht_ptr")}
 kernels = (
@@ -43,7 +43,7 @@ for kernel, flags in kernels:
     for reverse in (False, True):
         constexprs = {"BT": 32, "BD": 32, "ACC": face.tl.float32, "REVERSE": reverse, "IS_COMPLEX": False, **flags}
         types = signature(kernel, constexprs, pointers, "*bf16")
-        report = compile_report(kernel, types, constexprs, 1, ("T", "D"))
+        report = compile_report(compile_for_sm90(kernel, types, constexprs, 1, ("T", "D")))
         print(max(loop["SHFL"] for loop in report["loops"]))
 """
 
@@ -60,11 +60,10 @@ def test_linear_scan_tiles_scan_forward_whatever_the_direction():
 
 
 SELECTIVE_FORWARDS = """
-from lrnn.benchmarks.kernel_sass import compile_report, selective_scan_kernels, signature
+from lrnn.benchmarks.kernel_sass import compile_report, compile_spec, selective_scan_kernels
 for spec in selective_scan_kernels():
     if "fwd" in spec.name:
-        report = compile_report(spec.kernel, signature(spec.kernel, spec.constexprs, spec.pointers, "*bf16"),
-                                spec.constexprs, spec.num_warps, spec.divisible)
+        report = compile_report(compile_spec(spec))
         loop = max(report["loops"], key=lambda loop: loop["instructions"])
         print(spec.name.split(" BD")[0], loop["instructions"], loop["SHFL"], report["stack"], sep="|")
 """

@@ -20,9 +20,8 @@ specs, channels, dtypes = getattr(kernel_sass, sys.argv[1]), *map(ast.literal_ev
 for width in channels:
     for dtype in dtypes:
         for spec in specs(width, dtype):
-            types = kernel_sass.signature(spec.kernel, spec.constexprs, spec.pointers, "*" + dtype)
             try:
-                kernel_sass.compile_for_sm90(spec.kernel, types, spec.constexprs, spec.num_warps, spec.divisible)
+                kernel_sass.compile_spec(spec, default_pointer="*" + dtype)
             except Exception as error:
                 print(spec.name, width, dtype, type(error).__name__)
 """
