@@ -789,7 +789,7 @@ def chunk_gla_triton_bwd(q, k, v, g, scale, initial_state, do, dht, reverse, cu_
     d_scores = torch.empty(batch, steps, heads, cfg["BT"], dtype=torch.float32, device=q.device)
     _bwd_da_kernel[(grid.programs, grid.heads)](
         do, v, d_scores, steps, heads, value_dim, grid.per_sequence, BT=cfg["BT"], BV=cfg["BV"], REVERSE=reverse,
-        PRECISION=_PRECISION[q.dtype], num_warps=cfg["num_warps"], **grid.chunk_args,
+        PRECISION=_PRECISION[q.dtype], **kernel_launch(cfg, _bwd_da_kernel), **grid.chunk_args,
     )  # fmt: skip
     key_tile = cfg.get("BK_DQK", cfg["BK"])
     intra_dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
