@@ -10,7 +10,7 @@
   gradients (the custom-op tests of every primitive use it).
 * Tests marked ``gpu`` are skipped without CUDA, and ``slow`` ones unless ``LRNN_RUN_SLOW=1``; the summary
   line says how many were skipped and why.
-* Tests that take the ``device`` fixture (they run a Triton face, on the GPU when there is one) are marked
+* ``device``: the GPU when there is one, else the CPU. Tests that take it (they run a Triton face) are marked
   ``kernel``: ``pytest -m "gpu or kernel"`` is the GPU machine's run (benchmarks/gpu_run.sh).
 """
 
@@ -32,6 +32,12 @@ def _poisoned(t: torch.Tensor) -> torch.Tensor:
     if t.is_floating_point() or t.is_complex():
         t.fill_(float("nan"))
     return t
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """Where the Triton faces run: the GPU when there is one, else the CPU (under the interpreter)."""
+    return torch.device("cuda" if HAS_CUDA else "cpu")
 
 
 @pytest.fixture

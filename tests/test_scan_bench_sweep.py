@@ -7,11 +7,6 @@ from lrnn.benchmarks import scan
 from lrnn.core.scan.linear import linear_scan_reference
 
 
-@pytest.fixture
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @pytest.mark.parametrize("stages", [None, [2]])
 def test_sweep_times_the_configurations_it_names(monkeypatch, device, stages):
     calls = []

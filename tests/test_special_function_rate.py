@@ -6,11 +6,6 @@ import torch
 from lrnn.benchmarks.special_function_rate import BLOCK, UNROLL, exp2_chains
 
 
-@pytest.fixture
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def test_exp2_chains_iterate_exp2_of_minus_x(device):
     x = torch.rand(2 * BLOCK, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     expected = x.clone()

@@ -6,11 +6,6 @@ import torch
 from lrnn.benchmarks.streams import BLOCK, backward_streams, forward_streams
 
 
-@pytest.fixture
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_stream_kernels_compute_their_products(device, dtype):
     gen = torch.Generator().manual_seed(0)

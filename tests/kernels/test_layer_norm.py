@@ -14,12 +14,6 @@ TOLERANCE = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
 
 
 @pytest.fixture
-def device() -> torch.device:
-    """Where the Triton face runs: the GPU when there is one, else the CPU (under the interpreter)."""
-    return torch.device("cuda" if ON_GPU else "cpu")
-
-
-@pytest.fixture
 def small_tiles(monkeypatch):
     """Under the interpreter: 4 rows a program and at most 3 backward programs, so rows end in a partial tile and
     each backward program walks several tiles."""

@@ -13,12 +13,6 @@ TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3, tor
 
 
 @pytest.fixture
-def device() -> torch.device:
-    """Where the Triton face runs: the GPU when there is one, else the CPU (under the interpreter)."""
-    return torch.device("cuda" if ON_GPU else "cpu")
-
-
-@pytest.fixture
 def small_tiles(monkeypatch):
     """Under the interpreter: tiles of 8 rows by 32 channels, so C = 48 and 100 end in partial channel blocks."""
     if not ON_GPU:
