@@ -8,7 +8,7 @@ import triton
 import triton.language as tl
 from lrnn.core.scan import linear_scan, linear_scan_step
 from lrnn.core.scan.backend import accumulation_dtype
-from lrnn.core.scan.linear import chunked, linear_scan_reference, lookback
+from lrnn.core.scan.linear import chunked, copy_engine, linear_scan_reference, lookback
 from lrnn.core.scan.linear import triton as triton_face
 from scan_testing import gates, randn, relative_error, scalar_loss
 
@@ -95,12 +95,12 @@ def test_lookback_face(monkeypatch, device, shape, strength, reverse, with_h0, d
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 1)
 
 
-# The copy-engine forward (opt-in, ``copy_engine.py``): time in order, rows of a multiple of 16 bytes; D = 36 leaves a
-# partial channel block and T = 70 a partial tile, both filled and clipped by the engine. Under the interpreter
-# small tiles; on a GPU the tile timed against the per-sequence forward.
+# The copy-engine forward (``copy_engine.py``): time in order, rows of a multiple of 16 bytes; D = 40 leaves a
+# partial channel block (of 16 under the interpreter, 32 on a GPU) and T = 70 a partial tile, both filled and
+# clipped by the engine.
 COPY_ENGINE_CASES = list(
     itertools.product(
-        [(2, 1, 8), (2, 70, 36), (3, 130, 16)],
+        [(2, 1, 8), (2, 70, 40), (3, 130, 16)],
         ["near_one", "uniform"],
         [False, True],
         [torch.float32, torch.bfloat16] if ON_GPU else [torch.float32],
@@ -110,25 +110,78 @@ COPY_ENGINE_CASES = list(
 
 @pytest.mark.parametrize("shape,strength,with_h0,dtype", COPY_ENGINE_CASES)
 def test_copy_engine_face(monkeypatch, device, shape, strength, with_h0, dtype):
-    tile = {"BT": 64, "BD": 32, "num_warps": 1, "num_stages": 3} if ON_GPU else {"BT": 16, "BD": 8, "num_warps": 1}
+    tile = {"BT": 64, "BD": 32, "num_warps": 1, "num_stages": 3} if ON_GPU else {"BT": 16, "BD": 16, "num_warps": 1}
     monkeypatch.setattr(triton_face, "launch_config", lambda *args: {"num_stages": 2, **tile, "tma": True})
     case = dict(dtype=dtype, shape=torch.Size(shape), strength=strength, reverse=False, with_h0=with_h0)
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 2)
 
 
 @pytest.mark.parametrize(
-    "a,reverse,match",
+    "make,reverse,match",
     [
-        (torch.full((1, 4, 8), 0.5), True, "in order"),
-        (torch.full((1, 4, 6), 0.5), False, "multiples of 16 bytes"),
-        (torch.full((1, 4, 8), 0.5 + 0.5j), False, "real inputs"),
+        (lambda device: torch.full((1, 4, 8), 0.5, device=device), True, "in order"),
+        (lambda device: torch.full((1, 4, 6), 0.5, device=device), False, "multiples of 16 bytes"),
+        (lambda device: torch.full((33,), 0.5, device=device)[1:].view(1, 4, 8), False, "addresses of a and x"),
+        (lambda device: torch.full((1, 4, 8), 0.5 + 0.5j, device=device), False, "real inputs"),
     ],
 )
-def test_copy_engine_refuses_what_it_cannot_load(device, a, reverse, match):
+def test_copy_engine_refuses_what_it_cannot_load(device, make, reverse, match):
     config = {"BT": 16, "BD": 8, "num_warps": 1, "num_stages": 2, "tma": True}
-    a = a.to(device)
+    a = make(device)
     with pytest.raises(ValueError, match=match):
         triton_face.linear_scan_triton_fwd(a, a, None, reverse, config)
+
+
+@pytest.mark.parametrize(
+    "batch,width,dtype,expected",
+    [
+        (8, 4096, torch.bfloat16, {"tma": True, "num_stages": 2}),
+        (8, 1536, torch.float16, {"tma": True, "num_stages": 4}),
+        (1, 12256, torch.bfloat16, {"lookback": True}),
+        (8, 4096, torch.float32, {"num_warps": 4}),
+    ],
+)
+def test_copy_engine_takes_the_wide_16_bit_forward(batch, width, dtype, expected):
+    """The copy engine from 384 programs of 32 channels, two stages deep from 1024; the backward, float32 and
+    inputs it cannot take keep their kernels."""
+    config = triton_face.launch_config(batch, width, dtype, "fwd", True)
+    assert expected.items() <= config.items()
+    for others in (triton_face.launch_config(batch, width, dtype, "bwd", True),
+                   triton_face.launch_config(batch, width, dtype, "fwd", False)):  # fmt: skip
+        assert "tma" not in others
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_copy_engine_is_not_taken_where_it_cannot_run(reverse):
+    """On the CPU (no copy engine) and for reversed scans the default forward keeps the per-sequence kernels."""
+    a = torch.full((1, 4, 64), 0.5, dtype=torch.bfloat16)
+    assert not copy_engine.copy_engine_takes(a, a, reverse)
+    if ON_GPU:
+        assert copy_engine.copy_engine_takes(a.cuda(), a.cuda(), reverse) is (not reverse)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(8, 300, 4096), (4, 1000, 3088)])
+def test_default_16_bit_forward_through_the_copy_engine(monkeypatch, shape):
+    """The default launch of a wide bf16 forward goes through the copy engine (two and four stages; D = 3088 leaves
+    a partial channel block) and matches the float64 loop."""
+    calls = []
+    monkeypatch.setattr(
+        copy_engine, "linear_scan_copy_engine_fwd", record_calls(copy_engine.linear_scan_copy_engine_fwd, calls)
+    )
+    case = dict(dtype=torch.bfloat16, shape=torch.Size(shape), strength="near_one", reverse=False, with_h0=True)
+    check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=13)
+    assert len(calls) == 1
+
+
+def record_calls(function, calls: list):
+    """``function``, appending its arguments to ``calls`` at each call."""
+
+    def recorded(*args):
+        calls.append(args)
+        return function(*args)
+
+    return recorded
 
 
 def test_lookback_refuses_complex_inputs(device):

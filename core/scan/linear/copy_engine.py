@@ -1,4 +1,4 @@
-"""``linear_scan``'s forward with its tiles brought in by Hopper's copy engine (TMA), an opt-in launch config.
+"""``linear_scan``'s forward with its tiles brought in by Hopper's copy engine (TMA): the 16-bit forward on sm_90+.
 
 The forward of ``triton.py`` prefetches the next ``[BT, BD]`` tile of ``a`` and ``x`` into registers while it scans
 the current one: one tile in flight a program, paid for in registers (210 a thread at bf16 BT 64 / BD 32, so at
@@ -17,7 +17,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from ..backend import accumulation_dtype
-from .triton import _TRITON_DTYPE, _combine, _row, check_real
+from .triton import _TRITON_DTYPE, COPY_ENGINE_BD, _combine, _row, check_real
 
 COPY_BYTES = 16
 """The copy engine's alignment: every stride but the last, and each tile's row, a multiple of 16 bytes."""
@@ -47,12 +47,26 @@ def _copy_engine_fwd_kernel(
     tl.store(ht_ptr + state, carry, mask=mask_d)
 
 
-def copy_engine_fits(x: torch.Tensor, block_d: int) -> bool:
-    """Whether ``x [B, T, D]`` (contiguous) meets the copy engine's alignment with ``block_d`` channels a tile."""
+def copy_engine_fits(a: torch.Tensor, x: torch.Tensor, block_d: int) -> bool:
+    """Whether ``a`` and ``x [B, T, D]`` (contiguous) meet the copy engine's alignment with ``block_d`` channels a
+    tile: rows, tile rows and both base addresses on 16 bytes."""
     return (
-        not x.is_complex()
-        and (x.shape[-1] * x.element_size()) % COPY_BYTES == 0
+        (x.shape[-1] * x.element_size()) % COPY_BYTES == 0
         and (block_d * x.element_size()) % COPY_BYTES == 0
+        and a.data_ptr() % COPY_BYTES == 0
+        and x.data_ptr() % COPY_BYTES == 0
+    )
+
+
+def copy_engine_takes(a: torch.Tensor, x: torch.Tensor, reverse: bool) -> bool:
+    """Whether the default forward may go through the copy engine: real inputs in time order on a GPU that has
+    one (sm_90 and later), aligned for the tiles ``launch_config`` gives it."""
+    return (
+        x.is_cuda
+        and not x.is_complex()
+        and not reverse
+        and torch.cuda.get_device_capability(x.device) >= (9, 0)
+        and copy_engine_fits(a, x, min(COPY_ENGINE_BD, triton.next_power_of_2(x.shape[-1])))
     )
 
 
@@ -65,10 +79,11 @@ def linear_scan_copy_engine_fwd(
     check_real("the copy-engine kernels", x)
     if reverse:
         raise ValueError("the copy-engine forward walks time in order; reverse scans use the per-sequence kernels")
-    if not copy_engine_fits(x, cfg["BD"]):
+    if not copy_engine_fits(a, x, cfg["BD"]):
         raise ValueError(
-            f"the copy engine needs D * itemsize and BD * itemsize to be multiples of {COPY_BYTES} bytes, "
-            f"got D = {x.shape[-1]}, BD = {cfg['BD']} at {x.element_size()} bytes"
+            f"the copy engine needs D * itemsize, BD * itemsize and the addresses of a and x to be multiples of "
+            f"{COPY_BYTES} bytes, got D = {x.shape[-1]}, BD = {cfg['BD']} at {x.element_size()} bytes, addresses "
+            f"{a.data_ptr() % COPY_BYTES} and {x.data_ptr() % COPY_BYTES} past a multiple"
         )
     batch, steps, width = x.shape
     acc = accumulation_dtype(x.dtype)

@@ -8,7 +8,7 @@ writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic a
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
 All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
 ``lookback.py``, which splits time across programs (real inputs); one with ``"tma": True`` hands the forward to
-``copy_engine.py``, which brings the tiles in through Hopper's copy engine (opt-in, being timed).
+``copy_engine.py``, which brings the tiles in through Hopper's copy engine (the 16-bit forward on sm_90 and later).
 """
 
 import torch
@@ -212,16 +212,31 @@ LOOKBACK_TILES = {
 """The look-back kernels' tiles (``lookback.py``), the fastest of the v7 sweep at 8x16384x1536 in bfloat16."""
 
 
-def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str) -> dict:
-    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md (v3, v4 and v7).
+COPY_ENGINE_BD = 32
+"""Channels a copy-engine tile (v10's sweep at both bf16 shapes: 32 beat 16)."""
+
+COPY_ENGINE_PROGRAMS = 384
+"""The fewest programs (sequences x 32-channel blocks) the copy-engine forward was timed at and beat the look-back
+(8x16384x1536 bf16: 0.457 against 0.610 ms); below it the look-back keeps the launch."""
+
+
+def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str, copy_engine: bool = False) -> dict:
+    """Tile sizes for ``[batch, *, width]``, from the H100 sweeps in benchmarks/NOTES.md (v3, v4, v7 and v10).
 
     Four warps on 64-channel blocks for wide problems, narrowing to 32 channels when that would leave fewer than
     about four programs per SM; 32-step tiles for the float32 backward, 64 otherwise. 16-bit inputs move half the
     bytes per step, so a program must own fewer channels to keep enough loads in flight: one warp on 32-channel
     blocks (32-step tiles backward) when that still gives about 1000 programs; below that the scan is split over
-    time as well (``LOOKBACK_TILES``), one program a tile.
+    time as well (``LOOKBACK_TILES``), one program a tile. With ``copy_engine`` (``copy_engine_takes``: the input
+    can go through it) the 16-bit forward takes one-warp 64 x 32 tiles through the copy engine from
+    ``COPY_ENGINE_PROGRAMS`` programs up, pipelined two tiles deep from about 1000 programs (about 8 an SM) and four
+    below that.
     """
-    if dtype.itemsize <= 2 and batch * triton.cdiv(width, 32) >= 1024:
+    programs = batch * triton.cdiv(width, COPY_ENGINE_BD)
+    if copy_engine and dtype.itemsize <= 2 and direction == "fwd" and programs >= COPY_ENGINE_PROGRAMS:
+        stages = 2 if programs >= 1024 else 4
+        cfg = {"BT": 64, "BD": COPY_ENGINE_BD, "num_warps": 1, "num_stages": stages, "tma": True}
+    elif dtype.itemsize <= 2 and programs >= 1024:
         cfg = {"BT": 32 if direction == "bwd" else 64, "BD": 32, "num_warps": 1}
     elif dtype.itemsize <= 2:
         cfg = LOOKBACK_TILES[direction]
@@ -239,15 +254,15 @@ def linear_scan_triton_fwd(
 
     Returns ``h [B, T, D]`` in ``x``'s dtype and the final state ``[B, D]`` in the accumulation dtype.
     """
+    from .copy_engine import copy_engine_takes, linear_scan_copy_engine_fwd
+
     batch, steps, width = x.shape
-    cfg = config or launch_config(batch, width, x.dtype, "fwd")
+    cfg = config or launch_config(batch, width, x.dtype, "fwd", copy_engine_takes(a, x, reverse))
     if cfg.get("lookback"):
         from .lookback import linear_scan_lookback_fwd
 
         return linear_scan_lookback_fwd(a, x, initial_state, reverse, cfg)
     if cfg.get("tma"):
-        from .copy_engine import linear_scan_copy_engine_fwd
-
         return linear_scan_copy_engine_fwd(a, x, initial_state, reverse, cfg)
     acc = accumulation_dtype(x.dtype)
     h = torch.empty_like(x)
