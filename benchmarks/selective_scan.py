@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .chunk_gla import config_entries
 from .scan import copy_bandwidth, environment, forced_face, kernel_times, median_ms, write_report
 from .special_function_rate import exp2_rate
 
@@ -115,6 +116,24 @@ def sweep(device: torch.device) -> list[dict]:
     return rows
 
 
+def override_config(entries: dict[str, int]) -> None:
+    """Run the fused kernels with ``entries`` over ``launch_config``'s: ``KEY`` in both directions, ``fwd.KEY`` or
+    ``bwd.KEY`` in one (``BD``, ``PREFETCH``, ``num_warps``; the two directions must agree on ``BT``)."""
+    from lrnn.core.scan.selective import triton as face
+
+    default = face.launch_config
+
+    def configured(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
+        mine = {
+            key.removeprefix(f"{direction}."): value
+            for key, value in entries.items()
+            if "." not in key or key.startswith(f"{direction}.")
+        }
+        return {**default(channels, groups, state_size, direction), **mine}
+
+    face.launch_config = configured
+
+
 def profile_fused(x: dict) -> list[dict]:
     """Per-kernel times of one fused forward+backward; prints the ten longest."""
     from lrnn.core.scan import selective_scan
@@ -141,13 +160,23 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="also list each kernel's time at these of the timed shapes (lion when none is named)",
     )
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="launch_config entries to override, both directions or one: PREFETCH=1, bwd.BD=16",
+    )
+    parser.add_argument("--no-composite", action="store_true", help="time the fused face only")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench selective_scan needs a CUDA GPU")
+    entries = config_entries(args.config)
+    override_config(entries)
 
     device = torch.device("cuda")
     bandwidth = copy_bandwidth(device)
-    report = {**environment(device), "results": [], "copy_bandwidth_TBps": bandwidth / 1e12}
+    report = {**environment(device), "config": entries, "results": [], "copy_bandwidth_TBps": bandwidth / 1e12}
     print(f"{report['gpu']}: device-to-device copy {bandwidth / 1e12:.2f} TB/s")
     if args.sweep:
         report["sweep"] = sweep(device)
@@ -161,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
         shape = SHAPES[name]
         x = inputs(*shape, torch.bfloat16, device)
         floors, evaluations = floor_bytes(*shape, 2), special_functions(*shape)
-        for backend, face in (("triton", "fused"), ("torch", "composite")):
+        for backend, face in (("triton", "fused"), ("torch", "composite"))[: 1 if args.no_composite else 2]:
             for mode, ms in time_face(backend, x).items():
                 floor_ms = floors[mode] / bandwidth * 1e3
                 exp_floor_ms = evaluations[mode] / exp_rate * 1e3
