@@ -123,13 +123,15 @@ def override_config(entries: dict[str, int]) -> None:
 
     default = face.launch_config
 
-    def configured(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
+    def configured(
+        channels: int, groups: int, state_size: int, direction: str = "fwd", saves_states: bool = False
+    ) -> dict:
         mine = {
             key.removeprefix(f"{direction}."): value
             for key, value in entries.items()
             if "." not in key or key.startswith(f"{direction}.")
         }
-        return {**default(channels, groups, state_size, direction), **mine}
+        return {**default(channels, groups, state_size, direction, saves_states), **mine}
 
     face.launch_config = configured
 

@@ -59,9 +59,10 @@ CASES = list(
 
 
 # The interpreter is slow: on a CPU the fused kernels get the cases with an initial state exactly when reverse,
-# and at the long sizes (several time tiles; 40-60 s a case there) only those with every optional input. N = 4 is
-# the widest state whose kernels load each step a step ahead (PREFETCH_STATES). D = 32 at N = 16 runs the real
-# tiles, 32 channels a program forward and 8 backward (``launch_config``), and takes seconds a case.
+# and at the long sizes (several time tiles; 40-60 s a case there) only those with every optional input. The
+# backward and the forward without checkpoints load each step a step ahead at every N, the checkpointing forward up
+# to N = 4 (PREFETCH_STATES). D = 32 at N = 16 runs the real tiles (``launch_config``: 32 channels a program, 8
+# steps a tile) and takes seconds a case.
 LONG_SIZES = [(2, 63, 12, 4, 16), (1, 130, 5, 1, 1), (1, 45, 8, 2, 4)]
 FACE_CASES = [("torch", *case) for case in CASES] + [
     ("triton", *case)

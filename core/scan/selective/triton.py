@@ -293,17 +293,23 @@ def block_channels(channels: int, groups: int, largest: int = 32) -> int:
     return max(bs for bs in (1, 2, 4, 8, 16, 32) if bs <= largest and per_group % bs == 0)
 
 
-def launch_config(channels: int, groups: int, state_size: int, direction: str = "fwd") -> dict:
-    """``BD`` channels per program (``block_channels``), ``BT`` steps per checkpointed tile (the same both ways),
-    ``BN >= N`` states, one warp per program, and ``PREFETCH`` (each step's loads issued during the step before) at
-    ``N <= PREFETCH_STATES``. From the H100 runs: 32 channels forward; backward at N >= 16, 8 channels (v2.4's
-    backward kernel at LION's size: 79.3 ms against 104.0 at 16, ``results/selective_scan_v2_4_backward_channels_*``;
-    a 32-sequence sweep had ranked 16 first)."""
+def launch_config(
+    channels: int, groups: int, state_size: int, direction: str = "fwd", saves_states: bool = False
+) -> dict:
+    """``BD`` channels per program (``block_channels``: up to 32), ``BT`` steps per checkpointed tile (the same both
+    ways), ``BN >= N`` states, one warp per program, and ``PREFETCH`` (each step's loads issued during the step
+    before) in the backward, in a forward that ``saves_states`` only at ``N <= PREFETCH_STATES``, and in every
+    other forward. From the H100 runs at LION's size (N = 16, ``results/selective_scan_v2_5_*``): the backward with
+    32 channels and the prefetch took 58.4 ms against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0
+    (16: 54.4, 4: 48.7), whose replayed states stay in L2; the prefetch cut the forward that saves nothing 10.8 ->
+    8.6 ms and slowed the one that saves checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of
+    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at N <= 4."""
     block_n = triton.next_power_of_2(state_size)
-    largest = 8 if direction == "bwd" and block_n >= 16 else 32
-    block_d = block_channels(channels, groups, largest)
+    block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
-    return {"BD": block_d, "BT": 32, "BN": block_n, "num_warps": warps, "PREFETCH": block_n <= PREFETCH_STATES}
+    prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
+    block_t = 8 if block_n >= 16 else 32
+    return {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
 
 
 def selective_scan_triton_fwd(
@@ -314,7 +320,7 @@ def selective_scan_triton_fwd(
     ``launch_config`` (the benchmark's sweep); the backward must get the same ``BT``."""
     batch, steps, channels = u.shape
     groups, state_size = B.shape[2:]
-    cfg = config or launch_config(channels, groups, state_size)
+    cfg = config or launch_config(channels, groups, state_size, "fwd", save_states)
     y = torch.empty_like(u)
     final_state = u.new_empty((batch, channels, state_size), dtype=torch.float32)
     checkpoints = None
