@@ -245,7 +245,8 @@ def chunk_gla_kernels() -> list[KernelSpec]:
 
 def linear_scan_kernels() -> list[KernelSpec]:
     """The linear_scan kernels on real bf16 inputs at 8 x 4096 x 4096 (the bf16 rows of the README; ``T`` and ``D``
-    multiples of 16, as the GPU specialises them), and the copy-engine forward at 32 and 16 channels a tile."""
+    multiples of 16, as the GPU specialises them), the copy-engine forward at 32 and 16 channels a tile, and its
+    backward at 32."""
     import torch
     from lrnn.core.scan.linear import copy_engine, lookback
     from lrnn.core.scan.linear import triton as face
@@ -276,6 +277,14 @@ def linear_scan_kernels() -> list[KernelSpec]:
         name = f"copy-engine fwd BT=64 BD={block_d} stages=3"
         kernel = copy_engine._copy_engine_fwd_kernel
         kernels.append(KernelSpec(name, kernel, constexprs, pointers | descriptors, 1, ("D",)))
+    streams = ("a_desc", "h_desc", "dh_desc", "dx_desc", "da_desc")
+    descriptors = {name: "tensordesc<bf16[1,64,32]>" for name in streams} | {"a_ptr": "*bf16"}
+    constexprs = {"BT": 64, "BD": 32, "STAGES": 2, "HAS_H0": False, "HAS_DHT": False, "h0_ptr": None,
+                  "dht_ptr": None, "ACC": face.tl.float32}  # fmt: skip
+    kernel = copy_engine._copy_engine_bwd_kernel
+    kernels.append(
+        KernelSpec("copy-engine bwd BT=64 BD=32 stages=2", kernel, constexprs, pointers | descriptors, 1, ("D",))
+    )
     return kernels
 
 

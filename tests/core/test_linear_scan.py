@@ -95,9 +95,9 @@ def test_lookback_face(monkeypatch, device, shape, strength, reverse, with_h0, d
     check_against_reference("triton", device, monkeypatch, **case, seed=sum(shape) + 1)
 
 
-# The copy-engine forward (``copy_engine.py``): time in order, rows of a multiple of 16 bytes; D = 40 leaves a
-# partial channel block (of 16 under the interpreter, 32 on a GPU) and T = 70 a partial tile, both filled and
-# clipped by the engine.
+# The copy-engine kernels (``copy_engine.py``), both ways: time in order, rows of a multiple of 16 bytes; D = 40
+# leaves a partial channel block (of 16 under the interpreter, 32 on a GPU) and T = 70 a partial tile, both filled
+# and clipped by the engine.
 COPY_ENGINE_CASES = list(
     itertools.product(
         [(2, 1, 8), (2, 70, 40), (3, 130, 16)],
@@ -121,7 +121,7 @@ def test_copy_engine_face(monkeypatch, device, shape, strength, with_h0, dtype):
     [
         (lambda device: torch.full((1, 4, 8), 0.5, device=device), True, "in order"),
         (lambda device: torch.full((1, 4, 6), 0.5, device=device), False, "multiples of 16 bytes"),
-        (lambda device: torch.full((33,), 0.5, device=device)[1:].view(1, 4, 8), False, "addresses of a and x"),
+        (lambda device: torch.full((33,), 0.5, device=device)[1:].view(1, 4, 8), False, "addresses of a, x"),
         (lambda device: torch.full((1, 4, 8), 0.5 + 0.5j, device=device), False, "real inputs"),
     ],
 )
@@ -141,37 +141,34 @@ def test_copy_engine_refuses_what_it_cannot_load(device, make, reverse, match):
         (8, 4096, torch.float32, {"num_warps": 4}),
     ],
 )
-def test_copy_engine_takes_the_wide_16_bit_forward(batch, width, dtype, expected):
-    """The copy engine from 384 programs of 32 channels, two stages deep from 1024; the backward, float32 and
-    inputs it cannot take keep their kernels."""
-    config = triton_face.launch_config(batch, width, dtype, "fwd", True)
-    assert expected.items() <= config.items()
-    for others in (triton_face.launch_config(batch, width, dtype, "bwd", True),
-                   triton_face.launch_config(batch, width, dtype, "fwd", False)):  # fmt: skip
-        assert "tma" not in others
+def test_copy_engine_takes_the_wide_16_bit_scans(batch, width, dtype, expected):
+    """The copy engine from 384 programs of 32 channels, two stages deep from 1024, both ways; float32 and inputs
+    it cannot take keep their kernels."""
+    for direction in ("fwd", "bwd"):
+        assert expected.items() <= triton_face.launch_config(batch, width, dtype, direction, True).items()
+        assert "tma" not in triton_face.launch_config(batch, width, dtype, direction, False)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_copy_engine_is_not_taken_where_it_cannot_run(reverse):
     """On the CPU (no copy engine) and for reversed scans the default forward keeps the per-sequence kernels."""
     a = torch.full((1, 4, 64), 0.5, dtype=torch.bfloat16)
-    assert not copy_engine.copy_engine_takes(a, a, reverse)
+    assert not copy_engine.copy_engine_takes(reverse, a, a)
     if ON_GPU:
-        assert copy_engine.copy_engine_takes(a.cuda(), a.cuda(), reverse) is (not reverse)
+        assert copy_engine.copy_engine_takes(reverse, a.cuda(), a.cuda()) is (not reverse)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", [(8, 300, 4096), (4, 1000, 3088)])
-def test_default_16_bit_forward_through_the_copy_engine(monkeypatch, shape):
-    """The default launch of a wide bf16 forward goes through the copy engine (two and four stages; D = 3088 leaves
-    a partial channel block) and matches the float64 loop."""
+def test_default_16_bit_scan_through_the_copy_engine(monkeypatch, shape):
+    """The default launches of a wide bf16 scan go through the copy engine both ways (two and four stages; D = 3088
+    leaves a partial channel block) and match the float64 loop."""
     calls = []
-    monkeypatch.setattr(
-        copy_engine, "linear_scan_copy_engine_fwd", record_calls(copy_engine.linear_scan_copy_engine_fwd, calls)
-    )
+    for name in ("linear_scan_copy_engine_fwd", "linear_scan_copy_engine_bwd"):
+        monkeypatch.setattr(copy_engine, name, record_calls(getattr(copy_engine, name), calls))
     case = dict(dtype=torch.bfloat16, shape=torch.Size(shape), strength="near_one", reverse=False, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=13)
-    assert len(calls) == 1
+    assert len(calls) == 2
 
 
 def record_calls(function, calls: list):

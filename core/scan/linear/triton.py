@@ -8,7 +8,7 @@ writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic a
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
 All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
 ``lookback.py``, which splits time across programs (real inputs); one with ``"tma": True`` hands the forward to
-``copy_engine.py``, which brings the tiles in through Hopper's copy engine (the 16-bit forward on sm_90 and later).
+``copy_engine.py``, which brings the tiles in through Hopper's copy engine (16-bit scans on sm_90 and later).
 """
 
 import torch
@@ -227,13 +227,13 @@ def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str, co
     about four programs per SM; 32-step tiles for the float32 backward, 64 otherwise. 16-bit inputs move half the
     bytes per step, so a program must own fewer channels to keep enough loads in flight: one warp on 32-channel
     blocks (32-step tiles backward) when that still gives about 1000 programs; below that the scan is split over
-    time as well (``LOOKBACK_TILES``), one program a tile. With ``copy_engine`` (``copy_engine_takes``: the input
-    can go through it) the 16-bit forward takes one-warp 64 x 32 tiles through the copy engine from
+    time as well (``LOOKBACK_TILES``), one program a tile. With ``copy_engine`` (``copy_engine_takes``: the inputs
+    can go through it) 16-bit scans take one-warp 64 x 32 tiles through the copy engine from
     ``COPY_ENGINE_PROGRAMS`` programs up, pipelined two tiles deep from about 1000 programs (about 8 an SM) and four
-    below that.
+    below that (the forward's sweep, v10; the backward's tiles are the forward's).
     """
     programs = batch * triton.cdiv(width, COPY_ENGINE_BD)
-    if copy_engine and dtype.itemsize <= 2 and direction == "fwd" and programs >= COPY_ENGINE_PROGRAMS:
+    if copy_engine and dtype.itemsize <= 2 and programs >= COPY_ENGINE_PROGRAMS:
         stages = 2 if programs >= 1024 else 4
         cfg = {"BT": 64, "BD": COPY_ENGINE_BD, "num_warps": 1, "num_stages": stages, "tma": True}
     elif dtype.itemsize <= 2 and programs >= 1024:
@@ -257,7 +257,7 @@ def linear_scan_triton_fwd(
     from .copy_engine import copy_engine_takes, linear_scan_copy_engine_fwd
 
     batch, steps, width = x.shape
-    cfg = config or launch_config(batch, width, x.dtype, "fwd", copy_engine_takes(a, x, reverse))
+    cfg = config or launch_config(batch, width, x.dtype, "fwd", copy_engine_takes(reverse, a, x))
     if cfg.get("lookback"):
         from .lookback import linear_scan_lookback_fwd
 
@@ -290,12 +290,16 @@ def linear_scan_triton_bwd(
     Returns ``(da, dx, d_initial_state)``, the last in the accumulation dtype (the gradient for a zero initial
     state when there was none).
     """
+    from .copy_engine import copy_engine_takes, linear_scan_copy_engine_bwd
+
     batch, steps, width = h.shape
-    cfg = config or launch_config(batch, width, h.dtype, "bwd")
+    cfg = config or launch_config(batch, width, h.dtype, "bwd", copy_engine_takes(reverse, a, h, grad_h))
     if cfg.get("lookback"):
         from .lookback import linear_scan_lookback_bwd
 
         return linear_scan_lookback_bwd(a, h, initial_state, grad_h, grad_final_state, reverse, cfg)
+    if cfg.get("tma"):
+        return linear_scan_copy_engine_bwd(a, h, initial_state, grad_h, grad_final_state, reverse, cfg)
     acc = accumulation_dtype(h.dtype)
     da = torch.empty_like(a)
     dx = torch.empty_like(h)
