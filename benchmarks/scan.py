@@ -195,8 +195,8 @@ def sweep_configs(
 ) -> list[dict]:
     """Kernel times, forward and backward, of every tile in ``tiles`` (default ``SWEEP_TILES``) with each of
     ``warps``; of the look-back kernels (``core/scan/linear/lookback.py``, one program a tile, default tiles
-    ``LOOKBACK_TILES``) when ``lookback``; with ``stages``, of the copy-engine forward (``copy_engine.py``, forward
-    only) at each of those pipelining depths."""
+    ``LOOKBACK_TILES``) when ``lookback``; with ``stages``, of the copy-engine kernels (``copy_engine.py``) at each of
+    those pipelining depths."""
     from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
 
     h, _ = linear_scan_triton_fwd(a, x, None, False)
@@ -209,8 +209,7 @@ def sweep_configs(
         if depth is not None:
             cfg |= {"tma": True, "num_stages": depth}
         row = {**cfg, "fwd_ms": median_ms(lambda cfg=cfg: linear_scan_triton_fwd(a, x, None, False, cfg))}
-        if depth is None:
-            row["bwd_ms"] = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
+        row["bwd_ms"] = median_ms(lambda cfg=cfg: linear_scan_triton_bwd(a, h, None, dh, None, False, cfg))
         rows.append(row)
         times = ", ".join(f"{mode[:3]} {row[mode]:.3f} ms" for mode in ("fwd_ms", "bwd_ms") if mode in row)
         print(f"  {'x'.join(map(str, a.shape))} {_tile_name(cfg)}: {times}", flush=True)
@@ -234,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lookback", action="store_true", help="the sweep times the look-back kernels instead")
     parser.add_argument("--tiles", type=_tile, nargs="+", help="the sweep's tiles as BTxBD (default: all)")
     parser.add_argument(
-        "--copy-engine", type=int, nargs="+", metavar="STAGES", help="the sweep times the copy-engine forward instead"
+        "--copy-engine", type=int, nargs="+", metavar="STAGES", help="the sweep times the copy-engine kernels instead"
     )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
