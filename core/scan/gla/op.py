@@ -100,6 +100,7 @@ def _setup_context(ctx, inputs, output):
     q, k, v, g, scale, initial_state, reverse, cu_seqlens = inputs
     ctx.save_for_backward(q, k, v, g, initial_state, cu_seqlens, output[2])
     ctx.mark_non_differentiable(output[2])
+    ctx.set_materialize_grads(False)  # no zeros for the saved tensors' gradient (gigabytes at long T)
     ctx.scale, ctx.reverse = scale, reverse
 
 

@@ -55,6 +55,7 @@ def _linear_scan_bwd_fake(a, h, initial_state, grad_h, grad_final_state, reverse
 def _setup_context(ctx, inputs, output):
     a, _, initial_state, reverse, backend = inputs
     ctx.save_for_backward(a, output[0], initial_state)
+    ctx.set_materialize_grads(False)  # an unused final state's gradient arrives as None, not zeros
     ctx.reverse, ctx.backend = reverse, backend
 
 

@@ -143,6 +143,7 @@ def _setup_context(ctx, inputs, output):
     u, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_state, reverse, save_states = inputs
     ctx.save_for_backward(u, dt, A, B, C, D, z, dt_bias, output[2])
     ctx.mark_non_differentiable(output[2])
+    ctx.set_materialize_grads(False)  # no zeros for the saved tensors' gradient (gigabytes at long T)
     ctx.dt_softplus, ctx.reverse, ctx.saved_states = dt_softplus, reverse, save_states
     ctx.has_initial_state = initial_state is not None
 
