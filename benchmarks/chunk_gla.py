@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import environment, kernel_times, median_ms, write_report
+from .scan import config_entries, environment, kernel_times, median_ms, write_report
 
 TOKENS, HEADS, DIM, CHUNK = 32768, 16, 128, 64
 LENGTHS = [2048, 4096, 8192, 16384, 32768]
@@ -70,17 +70,6 @@ def override_config(**settings: int) -> None:
 
     default = face.launch_config
     face.launch_config = lambda key_dim, value_dim: {**default(key_dim, value_dim), **settings}
-
-
-def config_entries(entries: list[str]) -> dict[str, int]:
-    """``["BV_O=64", ...]`` as ``{"BV_O": 64, ...}``."""
-    parsed = {}
-    for entry in entries:
-        key, _, value = entry.partition("=")
-        if not key or not value.isdigit():
-            raise SystemExit(f"--config takes KEY=VALUE with an integer value, got {entry!r}")
-        parsed[key] = int(value)
-    return parsed
 
 
 def fla_op():

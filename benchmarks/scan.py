@@ -132,21 +132,61 @@ def floor_bytes(shape, dtype) -> dict[str, int]:
     return {"fwd": 3 * elements * size, "bwd": 5 * elements * size, "fwd+bwd": 8 * elements * size}
 
 
-def time_ours(a, x, dh) -> dict[str, float]:
-    from lrnn.core.scan import linear_scan
-    from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
+def config_entries(entries: list[str]) -> dict[str, int]:
+    """``["BV_O=64", ...]`` as ``{"BV_O": 64, ...}``."""
+    parsed = {}
+    for entry in entries:
+        key, _, value = entry.partition("=")
+        if not key or not value.isdigit():
+            raise SystemExit(f"--config takes KEY=VALUE with an integer value, got {entry!r}")
+        parsed[key] = int(value)
+    return parsed
 
-    h, _ = linear_scan_triton_fwd(a, x, None, False)
+
+def for_direction(entries: dict[str, int], direction: str) -> dict[str, int]:
+    """The ``--config`` entries that apply to ``direction``: ``KEY`` (both ways) and ``{direction}.KEY``."""
+    return {
+        key.removeprefix(f"{direction}."): value
+        for key, value in entries.items()
+        if "." not in key or key.startswith(f"{direction}.")
+    }
+
+
+def override_config(entries: dict[str, int]) -> None:
+    """Run linear_scan's Triton face with ``entries`` over ``launch_config``'s, per ``for_direction`` (``BT``,
+    ``BD``, ``num_warps``, ``tma`` and ``num_stages`` for the copy-engine kernels, ``lookback``)."""
+    from lrnn.core.scan.linear import triton as face
+
+    default = face.launch_config
+
+    def configured(batch: int, width: int, dtype: torch.dtype, direction: str, copy_engine: bool = False) -> dict:
+        return {**default(batch, width, dtype, direction, copy_engine), **for_direction(entries, direction)}
+
+    face.launch_config = configured
+
+
+def scan_fwd_bwd(a, x, dh):
+    """One forward and backward of ``linear_scan`` through autograd, as a model's training step runs it."""
+    from lrnn.core.scan import linear_scan
+
     a_leaf, x_leaf = a.detach().requires_grad_(), x.detach().requires_grad_()
 
     def fwd_bwd():
         out, _ = linear_scan(a_leaf, x_leaf)
         torch.autograd.grad(out, (a_leaf, x_leaf), dh)
 
+    return fwd_bwd
+
+
+def time_ours(a, x, dh) -> dict[str, float]:
+    from lrnn.core.scan import linear_scan
+    from lrnn.core.scan.linear.triton import linear_scan_triton_bwd, linear_scan_triton_fwd
+
+    h, _ = linear_scan_triton_fwd(a, x, None, False)
     return {
         "fwd": median_ms(lambda: linear_scan(a, x)),
         "bwd": median_ms(lambda: linear_scan_triton_bwd(a, h, None, dh, None, False)),
-        "fwd+bwd": median_ms(fwd_bwd),
+        "fwd+bwd": median_ms(scan_fwd_bwd(a, x, dh)),
     }
 
 
@@ -236,16 +276,27 @@ def main(argv: list[str] | None = None) -> dict:
         "--copy-engine", type=int, nargs="+", metavar="STAGES", help="the sweep times the copy-engine kernels instead"
     )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="launch_config entries to override, both directions or one: bwd.tma=1 bwd.num_stages=2",
+    )
+    parser.add_argument("--profile", action="store_true", help="also list the kernels of each forward+backward")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("lrnn bench scan needs a CUDA GPU; the CPU runs the kernels only under the interpreter")
+    entries = config_entries(args.config)
+    override_config(entries)
 
     device = torch.device("cuda")
     bandwidth = copy_bandwidth(device)
     report = {
         **environment(device),
         "copy_bandwidth_TBps": bandwidth / 1e12,
+        "config": entries,
         "results": [],
         "sweep": [],
     }
@@ -274,6 +325,12 @@ def main(argv: list[str] | None = None) -> dict:
                     row[f"{name}_ms"] = peer[f"{name}_{mode}"]
                     row[f"speedup_vs_{name}"] = peer[f"{name}_{mode}"] / ms
             report["results"].append(row)
+        if args.profile:
+            name = f"{'x'.join(map(str, shape))} {str(dtype).removeprefix('torch.')}"
+            print(f"{name}: the forward+backward's kernels")
+            report.setdefault("profile", {})[name] = kernel_times(scan_fwd_bwd(a, x, dh))
+            for row in report["profile"][name][:8]:
+                print(f"  {row['ms']:8.3f}  x{row['calls']:<4g} {row['kernel'][:100]}")
         if args.sweep:
             for row in sweep_configs(a, x, dh, args.warps, args.lookback, args.tiles, args.copy_engine):
                 report["sweep"].append({"shape": list(shape), "dtype": str(dtype).removeprefix("torch."), **row})

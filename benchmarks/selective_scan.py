@@ -8,6 +8,9 @@ Beside it, the floor of the kernels' special functions: the exponentials, logari
 evaluate (``special_functions``) over the ``tl.exp2`` rate measured in the same run (``special_function_rate.py``).
 The composite face materialises ``[B, T, D, N]`` float32 gates and is skipped where that does not fit.
 
+Each forward+backward row also gives the memory it takes above its inputs (GB), the checkpoints of the fused
+backward included.
+
     lrnn bench selective_scan
 """
 
@@ -17,8 +20,16 @@ from pathlib import Path
 
 import torch
 
-from .chunk_gla import config_entries
-from .scan import copy_bandwidth, environment, forced_face, kernel_times, median_ms, write_report
+from .scan import (
+    config_entries,
+    copy_bandwidth,
+    environment,
+    for_direction,
+    forced_face,
+    kernel_times,
+    median_ms,
+    write_report,
+)
 from .special_function_rate import exp2_rate
 
 SHAPES = {  # name: (B, T, D, G, N)
@@ -62,8 +73,19 @@ def special_functions(batch, steps, channels, groups, state_size) -> dict[str, i
     return {"fwd": fwd, "fwd+bwd": fwd + bwd}
 
 
+def memory_above_held_gb(fn) -> float:
+    """GB allocated at the peak of one call of ``fn``, above what was held before it."""
+    torch.cuda.synchronize()
+    held = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - held) / 1e9
+
+
 def time_face(backend: str, x: dict) -> dict[str, float]:
-    """Forward and forward+backward of ``selective_scan`` with ``LRNN_SCAN_BACKEND=backend``."""
+    """Forward and forward+backward (ms) of ``selective_scan`` with ``LRNN_SCAN_BACKEND=backend``, and the memory
+    one forward+backward takes above its inputs (``memory_GB``)."""
     from lrnn.core.scan import selective_scan
 
     leaves = {k: v.detach().requires_grad_() for k, v in x.items()}
@@ -77,7 +99,7 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
         with forced_face("LRNN_SCAN_BACKEND", backend):
             with torch.no_grad():
                 fwd = median_ms(lambda: selective_scan(**x, dt_softplus=True))
-            return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd)}
+            return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd), "memory_GB": memory_above_held_gb(fwd_bwd)}
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return {}
@@ -117,8 +139,8 @@ def sweep(device: torch.device) -> list[dict]:
 
 
 def override_config(entries: dict[str, int]) -> None:
-    """Run the fused kernels with ``entries`` over ``launch_config``'s: ``KEY`` in both directions, ``fwd.KEY`` or
-    ``bwd.KEY`` in one (``BD``, ``PREFETCH``, ``num_warps``; the two directions must agree on ``BT``)."""
+    """Run the fused kernels with ``entries`` over ``launch_config``'s, per ``for_direction`` (``BD``, ``PREFETCH``,
+    ``num_warps``; the two directions must agree on ``BT``)."""
     from lrnn.core.scan.selective import triton as face
 
     default = face.launch_config
@@ -126,12 +148,7 @@ def override_config(entries: dict[str, int]) -> None:
     def configured(
         channels: int, groups: int, state_size: int, direction: str = "fwd", saves_states: bool = False
     ) -> dict:
-        mine = {
-            key.removeprefix(f"{direction}."): value
-            for key, value in entries.items()
-            if "." not in key or key.startswith(f"{direction}.")
-        }
-        return {**default(channels, groups, state_size, direction, saves_states), **mine}
+        return {**default(channels, groups, state_size, direction, saves_states), **for_direction(entries, direction)}
 
     face.launch_config = configured
 
@@ -186,22 +203,27 @@ def main(argv: list[str] | None = None) -> dict:
         return report
     exp_rate = report["exp2_per_s"] = exp2_rate(device)
     print(f"tl.exp2: {exp_rate / 1e12:.2f} T/s")
-    print(f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7} {'exp floor':>9} {'%exp':>6}")
+    columns = f"{'shape':>14} {'face':>9} {'mode':>8} {'ms':>8} {'floor':>8} {'%floor':>7} {'exp floor':>9} {'%exp':>6}"
+    print(f"{columns} {'GB':>6}")
     profiled = set(args.profile or ["lion"]) if args.profile is not None else set()
     for name in args.shapes:
         shape = SHAPES[name]
         x = inputs(*shape, torch.bfloat16, device)
         floors, evaluations = floor_bytes(*shape, 2), special_functions(*shape)
         for backend, face in (("triton", "fused"), ("torch", "composite"))[: 1 if args.no_composite else 2]:
-            for mode, ms in time_face(backend, x).items():
+            times = time_face(backend, x)
+            memory = times.pop("memory_GB", None)
+            for mode, ms in times.items():
                 floor_ms = floors[mode] / bandwidth * 1e3
                 exp_floor_ms = evaluations[mode] / exp_rate * 1e3
                 row = dict(shape=name, B_T_D_G_N=shape, face=face, mode=mode, ms=ms)
                 row.update(floor_ms=floor_ms, exp_floor_ms=exp_floor_ms)
+                if mode == "fwd+bwd" and memory is not None:
+                    row["memory_GB"] = memory
                 report["results"].append(row)
                 print(
                     f"{name:>14} {face:>9} {mode:>8} {ms:8.3f} {floor_ms:8.3f} {100 * floor_ms / ms:6.1f}% "
-                    f"{exp_floor_ms:9.3f} {100 * exp_floor_ms / ms:5.1f}%"
+                    f"{exp_floor_ms:9.3f} {100 * exp_floor_ms / ms:5.1f}% {row.get('memory_GB', float('nan')):6.2f}"
                 )
         if name in profiled:
             print(f"{name}: the fused forward+backward's kernels")

@@ -1,7 +1,7 @@
 """``lrnn bench chunk_gla --config KEY=VALUE``: the launch_config overrides it parses, and the ones it refuses."""
 
 import pytest
-from lrnn.benchmarks.chunk_gla import config_entries
+from lrnn.benchmarks.scan import config_entries
 
 
 def test_config_entries_parse_integer_overrides():
