@@ -7,8 +7,9 @@ joined to the carried state and written once, so the forward moves the minimum: 
 writes ``da`` and ``dx``: five streams, also the minimum. State and arithmetic are float32 (float64 for
 float64 inputs). Complex inputs travel as interleaved (real, imag) pairs.
 All tensors are canonical, contiguous ``[B, T, D]``. A launch config with ``"lookback": True`` hands the launch to
-``lookback.py``, which splits time across programs (real inputs); one with ``"tma": True`` hands the forward to
-``copy_engine.py``, which brings the tiles in through Hopper's copy engine (16-bit scans on sm_90 and later).
+``lookback.py``, which splits time across programs (real inputs); one with ``"tma": True`` hands it to
+``copy_engine.py``, which brings the tiles in through Hopper's copy engine (by default the 16-bit forward on sm_90
+and later; the backward only when a config asks).
 """
 
 import torch
@@ -291,15 +292,15 @@ def linear_scan_triton_bwd(
     Returns ``(da, dx, d_initial_state)``, the last in the accumulation dtype (the gradient for a zero initial
     state when there was none).
     """
-    from .copy_engine import copy_engine_takes, linear_scan_copy_engine_bwd
-
     batch, steps, width = h.shape
-    cfg = config or launch_config(batch, width, h.dtype, "bwd", copy_engine_takes(reverse, a, h, grad_h))
+    cfg = config or launch_config(batch, width, h.dtype, "bwd")
     if cfg.get("lookback"):
         from .lookback import linear_scan_lookback_bwd
 
         return linear_scan_lookback_bwd(a, h, initial_state, grad_h, grad_final_state, reverse, cfg)
     if cfg.get("tma"):
+        from .copy_engine import linear_scan_copy_engine_bwd
+
         return linear_scan_copy_engine_bwd(a, h, initial_state, grad_h, grad_final_state, reverse, cfg)
     acc = accumulation_dtype(h.dtype)
     da = torch.empty_like(a)
