@@ -103,7 +103,7 @@ COPY_ENGINE_CASES = list(
         [(2, 1, 8), (2, 70, 40), (3, 130, 16)],
         ["near_one", "uniform"],
         [False, True],
-        [torch.float32, torch.bfloat16] if ON_GPU else [torch.float32],
+        [torch.float32, torch.bfloat16, torch.float16] if ON_GPU else [torch.float32],
     )
 )
 
@@ -160,14 +160,15 @@ def test_copy_engine_is_not_taken_where_it_cannot_run(reverse):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("shape", [(8, 300, 4096), (4, 1000, 3088)])
-def test_default_16_bit_forward_through_the_copy_engine(monkeypatch, shape):
-    """The default launch of a wide bf16 forward goes through the copy engine (two and four stages; D = 3088 leaves
-    a partial channel block) and matches the float64 loop."""
+def test_default_16_bit_forward_through_the_copy_engine(monkeypatch, shape, dtype):
+    """The default launch of a wide 16-bit forward goes through the copy engine (two and four stages; D = 3088
+    leaves a partial channel block) and matches the float64 loop."""
     calls = []
     forward = copy_engine.linear_scan_copy_engine_fwd
     monkeypatch.setattr(copy_engine, "linear_scan_copy_engine_fwd", record_calls(forward, calls))
-    case = dict(dtype=torch.bfloat16, shape=torch.Size(shape), strength="near_one", reverse=False, with_h0=True)
+    case = dict(dtype=dtype, shape=torch.Size(shape), strength="near_one", reverse=False, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=13)
     assert len(calls) == 1
 
