@@ -178,7 +178,7 @@ def selective_scan_kernels() -> list[KernelSpec]:
         ("bwd N=1", "bwd", 1, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
         config = face.launch_config(768, 1, state_size, direction)
-        constexprs = {key: config[key] for key in ("BT", "BD", "BN", "PREFETCH")} | flags | extra
+        constexprs = {key: value for key, value in config.items() if key != "num_warps"} | flags | extra
         # as the GPU specialises them: D = 768 a multiple of 16, and N = 16 too, or N = 1 a constant
         divisible = ("D", "N") if state_size % 16 == 0 else ("D",)
         if state_size == 1:

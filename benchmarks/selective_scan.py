@@ -106,7 +106,7 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
 
 
 SWEEP_SHAPES = {"lion_b32": (32, 4096, 768, 1, 16), "vmamba_routes_b40": (40, 3136, 768, 4, 1)}
-SWEEP_CONFIGS = [  # (BD, BT, num_warps, PREFETCH); PREFETCH None: the default for N (on at N <= 4)
+SWEEP_CONFIGS = [  # (BD, BT, num_warps, PREFETCH); PREFETCH None: each direction's default
     (32, 32, 1, None), (32, 32, 1, False), (32, 32, 2, None), (32, 32, 4, None), (16, 32, 1, None),
     (16, 32, 2, None), (8, 32, 1, None), (4, 32, 1, None), (32, 16, 1, None), (32, 64, 1, None), (16, 64, 1, None),
 ]  # fmt: skip
@@ -122,13 +122,18 @@ def sweep(device: torch.device) -> list[dict]:
         args = (x["u"], x["dt"], x["A"], x["B"], x["C"], x["D"], x["z"], x["dt_bias"], True)
         dy = torch.randn_like(x["u"])
         for block_d, block_t, warps, prefetch in SWEEP_CONFIGS:
-            config = {**launch_config(*shape[2:]), "BD": block_d, "BT": block_t, "num_warps": warps}
-            config["PREFETCH"] = config["PREFETCH"] if prefetch is None else prefetch
-            row = {"shape": name, "B_T_D_G_N": shape, **config}
+            tile = {"BD": block_d, "BT": block_t, "num_warps": warps} | (
+                {} if prefetch is None else {"PREFETCH": prefetch}
+            )
+            forward = {**launch_config(*shape[2:], "fwd", True), **tile}
+            backward = {**launch_config(*shape[2:], "bwd"), **tile}
+            row = {"shape": name, "B_T_D_G_N": shape, **tile}
+            row |= {"fwd_PREFETCH": forward["PREFETCH"], "bwd_PREFETCH": backward["PREFETCH"]}
             try:
-                fwd = partial(selective_scan_triton_fwd, *args, None, False, True, config)
+                fwd = partial(selective_scan_triton_fwd, *args, None, False, True, forward)
                 row["fwd_ms"] = median_ms(fwd)
-                row["bwd_ms"] = median_ms(partial(selective_scan_triton_bwd, *args, fwd()[2], dy, None, False, config))
+                grads = partial(selective_scan_triton_bwd, *args, fwd()[2], dy, None, False, backward)
+                row["bwd_ms"] = median_ms(grads)
             except Exception as error:  # noqa: BLE001 - a configuration that does not compile is reported
                 row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
             rows.append(row)

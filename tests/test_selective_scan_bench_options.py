@@ -12,3 +12,15 @@ def test_config_overrides_apply_per_direction(monkeypatch):
     assert fwd == {**default_fwd, "PREFETCH": 1}
     assert bwd == {**default_bwd, "PREFETCH": 1, "BD": 16}
     assert face.launch_config(768, 1, 16) == fwd
+
+
+def test_sweep_launches_each_direction_with_its_own_config(monkeypatch, device):
+    """The sweep's forward and backward run with their directions' configs (the backward's has keys the forward's
+    kernel does not take); the timer is replaced by one call."""
+    from lrnn.benchmarks import selective_scan as bench
+
+    monkeypatch.setattr(bench, "SWEEP_SHAPES", {"tiny": (1, 9, 4, 1, 4)})
+    monkeypatch.setattr(bench, "SWEEP_CONFIGS", [(4, 8, 1, None), (4, 8, 1, False)])
+    monkeypatch.setattr(bench, "median_ms", lambda fn: fn() and 1.0)
+    rows = bench.sweep(device)
+    assert [("error" in row, row["bwd_PREFETCH"]) for row in rows] == [(False, True), (False, False)]

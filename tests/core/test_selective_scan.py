@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lrnn.core.scan.selective import selective_scan, selective_scan_reference, selective_scan_step
+from lrnn.core.scan.selective import triton as triton_face
 from scan_testing import relative_error
 
 NAMES = ("u", "dt", "A", "B", "C", "D", "z", "dt_bias", "initial_state")
@@ -75,7 +76,32 @@ FACE_CASES = [("torch", *case) for case in CASES] + [
 def test_faces_match_reference(monkeypatch, device, backend, sizes, options, reverse, with_h0):
     """The composite face (torch) and the fused kernels (triton; under the interpreter on a CPU)."""
     monkeypatch.setenv("LRNN_SCAN_BACKEND", backend)
-    dev = device if backend == "triton" else torch.device("cpu")
+    assert_face_matches_reference(
+        device if backend == "triton" else torch.device("cpu"), sizes, options, reverse, with_h0
+    )
+
+
+@pytest.mark.parametrize("replay,walk", [(2, 1), (1, 2), (2, 2)])
+def test_unrolled_backward_matches_reference(monkeypatch, device, replay, walk):
+    """The backward's step loops unrolled (``REPLAY_UNROLL``, ``WALK_UNROLL``) at the real tiles."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    tiles, backward_launches = triton_face.launch_config, []
+    unrolled = {"REPLAY_UNROLL": replay, "WALK_UNROLL": walk}
+
+    def configured(*args):
+        config = tiles(*args)
+        if "WALK_UNROLL" not in config:
+            return config
+        backward_launches.append(config)
+        return config | unrolled
+
+    monkeypatch.setattr(triton_face, "launch_config", configured)
+    assert_face_matches_reference(device, (1, 70, 32, 1, 16), (True, True, True), False, True)
+    assert backward_launches
+
+
+def assert_face_matches_reference(dev, sizes, options, reverse, with_h0):
+    """Output, final state and every gradient of ``selective_scan`` on ``dev`` against the float64 loop."""
     skip, gate, bias = options
     inputs = make_inputs(*sizes, skip=skip, gate=gate, bias=bias, with_h0=with_h0, dtype=torch.float32, seed=sum(sizes))
     batch, steps, channels, _, state_size = sizes

@@ -176,7 +176,7 @@ def _selective_bwd_kernel(
     T, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
-    PREFETCH: tl.constexpr,
+    PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr, WALK_UNROLL: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -205,7 +205,7 @@ def _selective_bwd_kernel(
                 dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
                 offs_n, mask_d & (first < T), mask_n & (first < T), False, False,
             )  # fmt: skip
-        for j in range(0, BT):  # replay the tile into the scratch rows
+        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile into the scratch rows
             i = k * BT + j
             valid = i < T
             if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
@@ -231,7 +231,7 @@ def _selective_bwd_kernel(
                 dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
                 G, group, N, D, offs_d, offs_n, mask_d & (last < T), mask_n & (last < T), BD, BN, HAS_Z,
             )  # fmt: skip
-        for j_back in range(0, BT):  # and walk them backwards, carrying each step's entering state to the next
+        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back, carrying each entering state
             j = BT - 1 - j_back
             i = k * BT + j
             valid = i < T
@@ -303,13 +303,16 @@ def launch_config(
     32 channels and the prefetch took 58.4 ms against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0
     (16: 54.4, 4: 48.7), whose replayed states stay in L2; the prefetch cut the forward that saves nothing 10.8 ->
     8.6 ms and slowed the one that saves checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of
-    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at N <= 4."""
+    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at N <= 4. The
+    backward's ``REPLAY_UNROLL`` and ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 is untimed,
+    benchmarks/NOTES.md)."""
     block_n = triton.next_power_of_2(state_size)
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
     block_t = 8 if block_n >= 16 else 32
-    return {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
+    cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
+    return cfg | ({"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {})
 
 
 def selective_scan_triton_fwd(
