@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .scan import config_entries, environment, kernel_times, median_ms, write_report
+from .scan import add_config_argument, config_entries, environment, kernel_times, median_ms, write_report
 
 TOKENS, HEADS, DIM, CHUNK = 32768, 16, 128, 64
 LENGTHS = [2048, 4096, 8192, 16384, 32768]
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-fla", action="store_true", help="skip fla (its first call autotunes for minutes)")
     parser.add_argument("--num-warps", type=int, default=None, help="our kernels' warps (default: launch_config's)")
     parser.add_argument("--dqk-key-tile", type=int, default=None, help="the dq/dk kernel's key tile (default: BK)")
-    parser.add_argument(
-        "--config", nargs="+", default=[], metavar="KEY=VALUE", help="launch_config entries to override, e.g. BV_O=64"
-    )
+    add_config_argument(parser, "BV_O=64")
     parser.add_argument("--profile", action="store_true", help="also list each kernel's time (first length only)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)

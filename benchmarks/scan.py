@@ -143,6 +143,12 @@ def config_entries(entries: list[str]) -> dict[str, int]:
     return parsed
 
 
+def add_config_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--config KEY=VALUE ...``: launch_config entries to override (parsed by ``config_entries``)."""
+    help_text = f"launch_config entries to override, e.g. {example}"
+    parser.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def for_direction(entries: dict[str, int], direction: str) -> dict[str, int]:
     """The ``--config`` entries that apply to ``direction``: ``KEY`` (both ways) and ``{direction}.KEY``."""
     return {
@@ -276,13 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--copy-engine", type=int, nargs="+", metavar="STAGES", help="the sweep times the copy-engine kernels instead"
     )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="only the shapes of this dtype")
-    parser.add_argument(
-        "--config",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="launch_config entries to override, both directions or one: bwd.tma=1 bwd.num_stages=2",
-    )
+    add_config_argument(parser, "BT=32 (both directions) or bwd.tma=1 bwd.num_stages=2 (one)")
     parser.add_argument("--profile", action="store_true", help="also list the kernels of each forward+backward")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .scan import (
+    add_config_argument,
     config_entries,
     copy_bandwidth,
     environment,
@@ -184,13 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         help="also list each kernel's time at these of the timed shapes (lion when none is named)",
     )
-    parser.add_argument(
-        "--config",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="launch_config entries to override, both directions or one: PREFETCH=1, bwd.BD=16",
-    )
+    add_config_argument(parser, "PREFETCH=1 (both directions) or bwd.BD=16 (one)")
     parser.add_argument("--no-composite", action="store_true", help="time the fused face only")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
