@@ -1,5 +1,5 @@
-"""``linear_scan`` with its tiles brought in by Hopper's copy engine (TMA): the default 16-bit forward on sm_90 and
-later, and an opt-in backward (a launch config with ``"tma": True``; benchmarks/NOTES.md, v11).
+"""``linear_scan`` with its tiles brought in by Hopper's copy engine (TMA): the default bfloat16 forward on sm_90 and
+later; float16 and the backward by a launch config with ``"tma": True`` (benchmarks/NOTES.md, v10 and v11).
 
 The kernels of ``triton.py`` prefetch the next ``[BT, BD]`` tile of every stream into registers while they scan the
 current one: one tile in flight a program, paid for in registers (210 a thread in the bf16 forward at BT 64 / BD
