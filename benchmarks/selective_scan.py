@@ -84,9 +84,9 @@ def memory_above_held_gb(fn) -> float:
     return (torch.cuda.max_memory_allocated() - held) / 1e9
 
 
-def time_face(backend: str, x: dict) -> dict[str, float]:
+def time_face(backend: str, x: dict) -> tuple[dict[str, float], float | None]:
     """Forward and forward+backward (ms) of ``selective_scan`` with ``LRNN_SCAN_BACKEND=backend``, and the memory
-    one forward+backward takes above its inputs (``memory_GB``)."""
+    (GB) one forward+backward takes above its inputs; nothing where that does not fit."""
     from lrnn.core.scan import selective_scan
 
     leaves = {k: v.detach().requires_grad_() for k, v in x.items()}
@@ -100,10 +100,10 @@ def time_face(backend: str, x: dict) -> dict[str, float]:
         with forced_face("LRNN_SCAN_BACKEND", backend):
             with torch.no_grad():
                 fwd = median_ms(lambda: selective_scan(**x, dt_softplus=True))
-            return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd), "memory_GB": memory_above_held_gb(fwd_bwd)}
+            return {"fwd": fwd, "fwd+bwd": median_ms(fwd_bwd)}, memory_above_held_gb(fwd_bwd)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
-        return {}
+        return {}, None
 
 
 SWEEP_SHAPES = {"lion_b32": (32, 4096, 768, 1, 16), "vmamba_routes_b40": (40, 3136, 768, 4, 1)}
@@ -211,8 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         x = inputs(*shape, torch.bfloat16, device)
         floors, evaluations = floor_bytes(*shape, 2), special_functions(*shape)
         for backend, face in (("triton", "fused"), ("torch", "composite"))[: 1 if args.no_composite else 2]:
-            times = time_face(backend, x)
-            memory = times.pop("memory_GB", None)
+            times, memory = time_face(backend, x)
             for mode, ms in times.items():
                 floor_ms = floors[mode] / bandwidth * 1e3
                 exp_floor_ms = evaluations[mode] / exp_rate * 1e3

@@ -167,20 +167,10 @@ def test_default_bf16_forward_through_the_copy_engine(monkeypatch, shape):
     a partial channel block) and matches the float64 loop."""
     calls = []
     forward = copy_engine.linear_scan_copy_engine_fwd
-    monkeypatch.setattr(copy_engine, "linear_scan_copy_engine_fwd", record_calls(forward, calls))
+    monkeypatch.setattr(copy_engine, "linear_scan_copy_engine_fwd", lambda *a: calls.append(a) or forward(*a))
     case = dict(dtype=torch.bfloat16, shape=torch.Size(shape), strength="near_one", reverse=False, with_h0=True)
     check_against_reference("triton", torch.device("cuda"), monkeypatch, **case, seed=13)
     assert len(calls) == 1
-
-
-def record_calls(function, calls: list):
-    """``function``, appending its arguments to ``calls`` at each call."""
-
-    def recorded(*args):
-        calls.append(args)
-        return function(*args)
-
-    return recorded
 
 
 def test_lookback_refuses_complex_inputs(device):

@@ -49,14 +49,8 @@ def test_unused_final_state_reaches_the_backward_as_none(monkeypatch, device, ca
         monkeypatch.setattr(linear_triton, "launch_config", lambda *args: {"BT": 16, "BD": 8, "num_warps": 1})
         tiles = gla_triton.launch_config
         monkeypatch.setattr(gla_triton, "launch_config", lambda *args: {**tiles(*args), **SMALL})
-    seen = []
-    original = getattr(module, backward)
-
-    def recorded(*args):
-        seen.append(args[position])
-        return original(*args)
-
-    monkeypatch.setattr(module, backward, recorded)
+    seen, original = [], getattr(module, backward)
+    monkeypatch.setattr(module, backward, lambda *a: seen.append(a[position]) or original(*a))
     fn, inputs = case(device)
     leaves = [t.requires_grad_() for t in inputs]
     fn(*leaves).sum().backward()

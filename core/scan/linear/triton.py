@@ -235,7 +235,7 @@ def launch_config(batch: int, width: int, dtype: torch.dtype, direction: str, co
     below that (v10). The copy-engine backward is opt-in: at the forward's tiles it lost to the look-back at
     8x16384x1536 and its forward+backward at 8x4096x4096 was not understood (v11).
     """
-    programs = batch * triton.cdiv(width, COPY_ENGINE_BD)
+    programs = batch * triton.cdiv(width, 32)  # one-warp programs of the 16-bit tiles, both kinds 32 channels wide
     if copy_engine and dtype == torch.bfloat16 and direction == "fwd" and programs >= COPY_ENGINE_PROGRAMS:
         stages = 2 if programs >= 1024 else 4
         cfg = {"BT": 64, "BD": COPY_ENGINE_BD, "num_warps": 1, "num_stages": stages, "tma": True}
