@@ -155,6 +155,7 @@ def selective_scan_kernels() -> list[KernelSpec]:
     backward at N = 16, at D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and
     ``N``, so the ``B_t``, ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES
     before then is high."""
+    from lrnn.core.scan.selective import single_state
     from lrnn.core.scan.selective import triton as face
 
     flags = {"HAS_D": True, "HAS_Z": True, "HAS_BIAS": True, "SOFTPLUS": True, "REVERSE": False}
@@ -175,10 +176,9 @@ def selective_scan_kernels() -> list[KernelSpec]:
         ("fwd pieces, first pass N=1", "fwd", 1, face._selective_fwd_kernel, first),
         ("fwd pieces, second pass N=1", "fwd", 1, face._selective_fwd_kernel, second),
         ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
-        ("bwd N=1", "bwd", 1, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
         config = face.launch_config(768, 1, state_size, direction)
-        constexprs = {key: value for key, value in config.items() if key != "num_warps"} | flags | extra
+        constexprs = {key: value for key, value in face.step_loop(config).items() if key != "num_warps"} | flags | extra
         # as the GPU specialises them: D = 768 a multiple of 16, and N = 16 too, or N = 1 a constant
         divisible = ("D", "N") if state_size % 16 == 0 else ("D",)
         if state_size == 1:
@@ -188,6 +188,14 @@ def selective_scan_kernels() -> list[KernelSpec]:
                 f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"], divisible
             )
         )
+    for direction, kernel, extra in (
+        ("fwd", single_state._selective_fwd_single_state_kernel, {**no_start, "SAVE_STATES": True}),
+        ("bwd", single_state._selective_bwd_single_state_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+    ):
+        config = face.launch_config(768, 4, 1, direction)
+        name = f"selective {direction} N=1, tiles of {config['BT']} steps, BD={config['BD']}"
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "FAST": True} | flags | extra
+        kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("D",)))
     return kernels
 
 

@@ -303,16 +303,23 @@ def launch_config(
     32 channels and the prefetch took 58.4 ms against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0
     (16: 54.4, 4: 48.7), whose replayed states stay in L2; the prefetch cut the forward that saves nothing 10.8 ->
     8.6 ms and slowed the one that saves checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of
-    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at N <= 4. The
+    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The
     backward's ``REPLAY_UNROLL`` and ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 is untimed,
-    benchmarks/NOTES.md)."""
+    benchmarks/NOTES.md). At N = 1 ``single_state`` hands both directions to ``single_state.py``'s tile kernels
+    (tiles of 8 steps); the time split's passes keep the step loop."""
     block_n = triton.next_power_of_2(state_size)
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
-    block_t = 8 if block_n >= 16 else 32
+    block_t = 32 if 1 < block_n < 16 else 8
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
-    return cfg | ({"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {})
+    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
+    return cfg | {"single_state": block_n == 1}
+
+
+def step_loop(cfg: dict) -> dict:
+    """``cfg`` as the step-loop kernels of this file take it (without ``single_state``)."""
+    return {key: value for key, value in cfg.items() if key != "single_state"}
 
 
 def selective_scan_triton_fwd(
@@ -329,10 +336,19 @@ def selective_scan_triton_fwd(
     checkpoints = None
     if save_states:
         checkpoints = u.new_empty((batch, triton.cdiv(steps, cfg["BT"]), channels, state_size), dtype=torch.float32)
-    _launch_fwd(
-        (u, dt, A, B, C, D, z, dt_bias, initial_state, y, final_state, checkpoints, None), steps, dt_softplus,
-        reverse, cfg, SAVE_STATES=save_states, WRITE_Y=True, SUM_DT=False,
-    )  # fmt: skip
+    tensors = (u, dt, A, B, C, D, z, dt_bias, initial_state, y, final_state, checkpoints)
+    if cfg.get("single_state"):
+        from .single_state import _selective_fwd_single_state_kernel, launch_single_state
+
+        flags = dict(
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+            HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse,
+        )  # fmt: skip
+        launch_single_state(_selective_fwd_single_state_kernel, tensors, steps, flags, cfg)
+    else:
+        _launch_fwd(
+            (*tensors, None), steps, dt_softplus, reverse, cfg, SAVE_STATES=save_states, WRITE_Y=True, SUM_DT=False
+        )
     return y, final_state, checkpoints
 
 
@@ -368,7 +384,7 @@ def _launch_fwd(tensors, piece_len, dt_softplus, reverse, cfg, **flags):
     groups, state_size = B.shape[2:]
     grid = (triton.cdiv(channels, cfg["BD"]), batch * triton.cdiv(steps, piece_len))
     _selective_fwd_kernel[grid](
-        *tensors, steps, piece_len, channels, groups, state_size, **cfg,
+        *tensors, steps, piece_len, channels, groups, state_size, **step_loop(cfg),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         HAS_H0=initial_state is not None, REVERSE=reverse, **flags,
     )  # fmt: skip
@@ -391,14 +407,23 @@ def selective_scan_triton_bwd(
     dd = torch.empty(batch, channels, device=u.device, dtype=torch.float32)
     dbias = torch.empty_like(dd)
     dh0 = torch.empty(batch, channels, state_size, device=u.device, dtype=torch.float32)
-    scratch = torch.empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], device=u.device, dtype=torch.float32)
-    _selective_bwd_kernel[(n_blocks, batch)](
-        u, dt, A, B, C, D, z, dt_bias, checkpoints, grad_y, grad_final,
-        du, ddt, dz, da, db_blocks, dc_blocks, dd, dbias, dh0, scratch,
-        steps, channels, groups, state_size, **cfg,
+    tensors = (
+        u, dt, A, B, C, D, z, dt_bias, checkpoints, grad_y, grad_final, du, ddt, dz, da, db_blocks, dc_blocks, dd,
+        dbias, dh0,
+    )  # fmt: skip
+    flags = dict(
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
         HAS_DHT=grad_final is not None, REVERSE=reverse,
     )  # fmt: skip
+    if cfg.get("single_state"):
+        from .single_state import _selective_bwd_single_state_kernel, launch_single_state
+
+        launch_single_state(_selective_bwd_single_state_kernel, tensors, steps, flags, cfg)
+    else:
+        scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], dtype=torch.float32)
+        _selective_bwd_kernel[(n_blocks, batch)](
+            *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags
+        )  # fmt: skip
     by_group = (batch, steps, groups, n_blocks // groups, state_size)
     return (
         du,
