@@ -84,3 +84,23 @@ def test_selective_forward_loops_exchange_nothing_between_lanes():
     for states in ("", " N=1"):
         first, second = (rows[f"selective fwd pieces, {which} pass{states}"][0] for which in ("first", "second"))
         assert first < second, rows
+
+
+TILE_SHUFFLES = """
+from lrnn.benchmarks.kernel_sass import compile_report, compile_spec, selective_scan_kernels
+for spec in selective_scan_kernels():
+    if "N=1, tiles" in spec.name:
+        report = compile_report(compile_spec(spec))
+        print(spec.constexprs["BT"], max(loop["SHFL"] for loop in report["loops"]))
+"""
+
+
+def test_single_state_tiles_scan_in_registers():
+    """At N = 1 the tile kernels keep each lane's steps in its registers, so their scans over time (the backward's
+    flipped one included) take no shuffle: the forward's tile loop has none, the backward's only the sums of ``dB``
+    and ``dC`` over a step's 32 channels (5 each a step). Compiled in a subprocess with ``TRITON_INTERPRET`` unset."""
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", TILE_SHUFFLES], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (steps, forward), (_, backward) = [map(int, line.split()) for line in done.stdout.splitlines()]
+    assert forward == 0 and backward == 2 * 5 * steps, done.stdout

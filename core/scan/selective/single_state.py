@@ -165,7 +165,9 @@ def _selective_bwd_single_state_kernel(
         carried_in = tl.load(dht_ptr + state, mask=mask_d, other=0.0).to(tl.float32)
     ones = tl.full([BD, BT], 1.0, dtype=tl.float32)
     zeros = tl.zeros([BD, BT], dtype=tl.float32)
-    grad_a, grad_skip, grad_bias = zeros, zeros, zeros
+    grad_a = tl.zeros([BD], dtype=tl.float32)
+    grad_skip = tl.zeros([BD], dtype=tl.float32)
+    grad_bias = tl.zeros([BD], dtype=tl.float32)
     n_tiles = tl.cdiv(T, BT)
     for k_back in range(0, n_tiles):
         k = n_tiles - 1 - k_back
@@ -201,16 +203,16 @@ def _selective_bwd_single_state_kernel(
         dstep = tl.where(valid, (carried * A + dh_b * u) * slope, 0.0)
         tl.store(du_ptr + offs, (dh_b * step + skip * dy).to(du_ptr.dtype.element_ty), mask=valid)
         tl.store(ddt_ptr + offs, dstep.to(ddt_ptr.dtype.element_ty), mask=valid)
-        grad_a += carried * step
-        grad_skip += dy * u
-        grad_bias += dstep
+        grad_a += tl.sum(carried * step, axis=1)  # sums over a lane's own steps
+        grad_skip += tl.sum(dy * u, axis=1)
+        grad_bias += tl.sum(dstep, axis=1)
         parts = (first + along) * n_blocks + tl.program_id(0)
         tl.store(db_ptr + parts, tl.sum(dh * step * u, axis=0, keep_dims=True), mask=valid)
         tl.store(dc_ptr + parts, tl.sum(h * dy, axis=0, keep_dims=True), mask=valid)
     tl.store(dh0_ptr + state, carried_in, mask=mask_d)
-    tl.store(da_ptr + state, tl.sum(grad_a, axis=1), mask=mask_d)
-    tl.store(dd_ptr + state, tl.sum(grad_skip, axis=1), mask=mask_d)
-    tl.store(dbias_ptr + state, tl.sum(grad_bias, axis=1), mask=mask_d)
+    tl.store(da_ptr + state, grad_a, mask=mask_d)
+    tl.store(dd_ptr + state, grad_skip, mask=mask_d)
+    tl.store(dbias_ptr + state, grad_bias, mask=mask_d)
 
 
 def launch_single_state(kernel, tensors: tuple, steps: int, flags: dict, cfg: dict) -> None:
