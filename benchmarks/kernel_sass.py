@@ -189,11 +189,12 @@ def selective_scan_kernels() -> list[KernelSpec]:
             )
         )
     for direction, kernel, extra in (
-        ("fwd", single_state._selective_fwd_single_state_kernel, {**no_start, "SAVE_STATES": True}),
+        ("fwd", single_state._selective_fwd_single_state_kernel, {**no_start, "SAVE_STATES": True, "TILE": 2}),
         ("bwd", single_state._selective_bwd_single_state_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
         config = face.launch_config(768, 4, 1, direction)
-        name = f"selective {direction} N=1, tiles of {config['BT']} steps, BD={config['BD']}"
+        tile = extra.get("TILE", config["BT"])
+        name = f"selective {direction} N=1, tiles of {tile} steps, checkpoints every {config['BT']}, BD={config['BD']}"
         constexprs = {"BT": config["BT"], "BD": config["BD"], "FAST": True} | flags | extra
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("D",)))
     return kernels

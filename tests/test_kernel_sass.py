@@ -70,7 +70,8 @@ for spec in selective_scan_kernels():
 
 
 def test_selective_forward_loops_exchange_nothing_between_lanes():
-    """The selective forwards keep per-channel values in the state tile's layout (v2.3): no loop shuffles or spills,
+    """The selective forwards keep per-channel values in the state tile's layout (v2.3; the N = 1 tile kernel has one
+    channel a lane): no loop shuffles or spills,
     and the time split's first pass, which writes no output, runs a shorter loop than its second (at N = 16, and at
     N = 1 where the loads are issued a step ahead). Compiled for sm_90 in a subprocess with ``TRITON_INTERPRET``
     unset."""
@@ -80,7 +81,7 @@ def test_selective_forward_loops_exchange_nothing_between_lanes():
     rows = {
         name: [int(x) for x in rest] for name, *rest in (line.split("|") for line in done.stdout.split("\n") if line)
     }
-    assert len(rows) == 5 and all(shuffles == 0 and stack == 0 for _, shuffles, stack in rows.values()), rows
+    assert len(rows) == 6 and all(shuffles == 0 and stack == 0 for _, shuffles, stack in rows.values()), rows
     for states in ("", " N=1"):
         first, second = (rows[f"selective fwd pieces, {which} pass{states}"][0] for which in ("first", "second"))
         assert first < second, rows
@@ -91,7 +92,7 @@ from lrnn.benchmarks.kernel_sass import compile_report, compile_spec, selective_
 for spec in selective_scan_kernels():
     if "N=1, tiles" in spec.name:
         report = compile_report(compile_spec(spec))
-        print(spec.constexprs["BT"], max(loop["SHFL"] for loop in report["loops"]))
+        print(spec.constexprs.get("TILE", spec.constexprs["BT"]), max(loop["SHFL"] for loop in report["loops"]))
 """
 
 
@@ -102,5 +103,5 @@ def test_single_state_tiles_scan_in_registers():
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-c", TILE_SHUFFLES], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    (steps, forward), (_, backward) = [map(int, line.split()) for line in done.stdout.splitlines()]
+    (_, forward), (steps, backward) = [map(int, line.split()) for line in done.stdout.splitlines()]
     assert forward == 0 and backward == 2 * 5 * steps, done.stdout

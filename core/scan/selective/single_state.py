@@ -115,24 +115,26 @@ def _tile(dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along
 def _selective_fwd_single_state_kernel(
     u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, bias_ptr, h0_ptr, y_ptr, ht_ptr, hs_ptr,
     T, D, G, channel_stride,
-    BT: tl.constexpr, BD: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-    SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr, REVERSE: tl.constexpr,
-    FAST: tl.constexpr,
+    BT: tl.constexpr, TILE: tl.constexpr, BD: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr,
+    REVERSE: tl.constexpr, FAST: tl.constexpr,
 ):  # fmt: skip
+    # Tiles of TILE steps, a checkpoint every BT (a multiple of TILE): short tiles keep the registers, and so the
+    # programs an SM, up without storing more checkpoints.
     pid_b = tl.program_id(1).to(tl.int64)
     offs_d, mask_d, group, cols, A, skip, bias, tile_offs, along = _block(
-        a_ptr, d_ptr, bias_ptr, D, G, channel_stride, BT, BD, HAS_D, HAS_BIAS, REVERSE
+        a_ptr, d_ptr, bias_ptr, D, G, channel_stride, TILE, BD, HAS_D, HAS_BIAS, REVERSE
     )
     state = pid_b * D + offs_d
     h_in = tl.zeros([BD], dtype=tl.float32)
     if HAS_H0:
         h_in = tl.load(h0_ptr + state, mask=mask_d, other=0.0).to(tl.float32)
-    n_tiles = tl.cdiv(T, BT)
-    for k in range(0, n_tiles):
-        if SAVE_STATES:
-            tl.store(hs_ptr + (pid_b * n_tiles + k) * D + offs_d, h_in, mask=mask_d)
+    n_checkpoints = tl.cdiv(T, BT)
+    for k in range(0, tl.cdiv(T, TILE)):
+        if SAVE_STATES and (k * TILE) % BT == 0:
+            tl.store(hs_ptr + (pid_b * n_checkpoints + k * TILE // BT) * D + offs_d, h_in, mask=mask_d)
         first, valid, u, b, c, _, step, _, decay = _tile(
-            dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along, T, D, G, group, BT, HAS_BIAS,
+            dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along, T, D, G, group, TILE, HAS_BIAS,
             SOFTPLUS, REVERSE, FAST,
         )  # fmt: skip
         reach, h = tl.associative_scan((decay, step * u * b), 1, _combine)
@@ -142,7 +144,7 @@ def _selective_fwd_single_state_kernel(
             z = tl.load(z_ptr + first * D + tile_offs, mask=valid, other=0.0).to(tl.float32)
             y = y * z * _reciprocal(1.0 + _exp(-z, FAST), FAST)
         tl.store(y_ptr + first * D + tile_offs, y.to(y_ptr.dtype.element_ty), mask=valid)
-        h_in = _column(h, cols, BT - 1)  # masked steps keep the state, so the last column is the last state
+        h_in = _column(h, cols, TILE - 1)  # masked steps keep the state, so the last column is the last state
     tl.store(ht_ptr + state, h_in, mask=mask_d)
 
 

@@ -311,15 +311,15 @@ def launch_config(
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
-    block_t = 32 if 1 < block_n < 16 else 8
+    block_t = 4 if block_n == 1 else 32 if block_n < 16 else 8
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
-    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
+    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {"TILE": 2}
     return cfg | {"single_state": block_n == 1}
 
 
 def step_loop(cfg: dict) -> dict:
-    """``cfg`` as the step-loop kernels of this file take it (without ``single_state``)."""
-    return {key: value for key, value in cfg.items() if key != "single_state"}
+    """``cfg`` as the step-loop kernels of this file take it (without the N = 1 kernels' keys)."""
+    return {key: value for key, value in cfg.items() if key not in ("single_state", "TILE")}
 
 
 def selective_scan_triton_fwd(
@@ -342,8 +342,10 @@ def selective_scan_triton_fwd(
 
         flags = dict(
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-            HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse,
+            HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse, TILE=cfg["TILE"],
         )  # fmt: skip
+        if cfg["BT"] % cfg["TILE"]:
+            raise ValueError(f"the forward's tiles of {cfg['TILE']} steps must divide its checkpoints' {cfg['BT']}")
         launch_single_state(_selective_fwd_single_state_kernel, tensors, steps, flags, cfg)
     else:
         _launch_fwd(
