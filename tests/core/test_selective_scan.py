@@ -100,6 +100,23 @@ def test_unrolled_backward_matches_reference(monkeypatch, device, replay, walk):
     assert backward_launches
 
 
+@pytest.mark.parametrize("checkpoint_steps,tile_steps", [(4, 2), (2, 2), (8, 4), (8, 8)])
+def test_single_state_tiles_and_checkpoints(monkeypatch, device, checkpoint_steps, tile_steps):
+    """At N = 1 the forward scans ``TILE`` steps a tile and stores the state every ``BT`` (a multiple), and the
+    backward's tiles are ``BT`` steps: every pairing gives the reference's gradients, partial tiles included."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    tiles = triton_face.launch_config
+
+    def configured(*args):
+        config = tiles(*args)
+        assert config["single_state"] == (args[2] == 1)
+        return config | {"BT": checkpoint_steps} | ({"TILE": tile_steps} if "TILE" in config else {})
+
+    monkeypatch.setattr(triton_face, "launch_config", configured)
+    assert_face_matches_reference(device, (2, 23, 8, 4, 1), (True, True, True), True, True)
+    assert_face_matches_reference(device, (1, 37, 8, 1, 1), (True, True, True), False, False)
+
+
 def assert_face_matches_reference(dev, sizes, options, reverse, with_h0):
     """Output, final state and every gradient of ``selective_scan`` on ``dev`` against the float64 loop."""
     skip, gate, bias = options
