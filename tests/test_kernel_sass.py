@@ -99,9 +99,11 @@ for spec in selective_scan_kernels():
 def test_single_state_tiles_scan_in_registers():
     """At N = 1 the tile kernels keep each lane's steps in its registers, so their scans over time (the backward's
     flipped one included) take no shuffle: the forward's tile loop has none, the backward's only the sums of ``dB``
-    and ``dC`` over a step's 32 channels (5 each a step). Compiled in a subprocess with ``TRITON_INTERPRET`` unset."""
+    and ``dC`` over a step's 32 channels (5 each a step) and at most one more each to lay the sums out for their
+    store (a reverse scan over the tile, in Triton 3.6, adds 20 a step). Compiled in a subprocess with
+    ``TRITON_INTERPRET`` unset."""
     env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-c", TILE_SHUFFLES], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     (_, forward), (steps, backward) = [map(int, line.split()) for line in done.stdout.splitlines()]
-    assert forward == 0 and backward == 2 * 5 * steps, done.stdout
+    assert forward == 0 and backward <= 2 * (5 + 1) * steps, done.stdout

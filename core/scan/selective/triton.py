@@ -305,13 +305,15 @@ def launch_config(
     8.6 ms and slowed the one that saves checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of
     ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The
     backward's ``REPLAY_UNROLL`` and ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 is untimed,
-    benchmarks/NOTES.md). At N = 1 ``single_state`` hands both directions to ``single_state.py``'s tile kernels
-    (tiles of 8 steps); the time split's passes keep the step loop."""
+    benchmarks/NOTES.md). At N = 1 ``single_state`` hands both directions to ``single_state.py``'s tile kernels,
+    tiles of 2 steps with a checkpoint each (``TILE``: the forward's tile, a divisor of ``BT``), the fastest timed
+    on the H100 (VMamba's routes forward+backward 11.5 ms against the step loop's 15.8; tiles of 8 steps 20.8, their
+    registers halve the programs an SM); the time split's passes keep the step loop."""
     block_n = triton.next_power_of_2(state_size)
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
-    block_t = 4 if block_n == 1 else 32 if block_n < 16 else 8
+    block_t = 2 if block_n == 1 else 32 if block_n < 16 else 8
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
     cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {"TILE": 2}
     return cfg | {"single_state": block_n == 1}
