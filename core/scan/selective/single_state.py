@@ -219,11 +219,13 @@ def _selective_bwd_single_state_kernel(
 
 def launch_single_state(kernel, tensors: tuple, steps: int, flags: dict, cfg: dict) -> None:
     """``kernel`` (this file's forward or backward) over ``tensors`` (its pointer arguments, None where absent;
-    ``u`` first, ``B`` fourth), one program per ``cfg["BD"]`` channels of a sequence, with the constants
+    ``u``, ``dt``, ``A``, ``B`` first), one program per ``cfg["BD"]`` channels of a sequence, with the constants
     ``flags``; on CUDA with the fast exponential, logarithm and reciprocal (``_exp``)."""
     u, *_ = tensors
     batch, _, channels = u.shape
     groups = tensors[3].shape[2]
+    if tensors[2].shape[1] != 1:
+        raise ValueError(f"the single-state kernels take N = 1, got A of shape {tuple(tensors[2].shape)}")
     if channels % cfg["BD"]:
         raise ValueError(f"a block of {cfg['BD']} channels must divide D = {channels}")
     kernel[(channels // cfg["BD"], batch)](
