@@ -150,9 +150,9 @@ def compile_spec(
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
-    """The selective_scan kernels at N = 16 (the forward's three uses and the backward), and the time split's two
-    forward passes and the backward at N = 1 (VMamba's routes, where the kernels prefetch), BD 32 forward, 8
-    backward at N = 16, at D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and
+    """The selective_scan kernels at N = 16 (the forward's three uses and the backward), the time split's two
+    forward passes at N = 1 (VMamba's routes, where the step loop prefetches), and the N = 1 tile kernels
+    (``single_state.py``, forward and backward at their default tiles), at D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and
     ``N``, so the ``B_t``, ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES
     before then is high."""
     from lrnn.core.scan.selective import single_state
