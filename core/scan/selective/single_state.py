@@ -220,7 +220,8 @@ def _selective_bwd_single_state_kernel(
 def launch_single_state(kernel, tensors: tuple, steps: int, flags: dict, cfg: dict) -> None:
     """``kernel`` (this file's forward or backward) over ``tensors`` (its pointer arguments, None where absent;
     ``u``, ``dt``, ``A``, ``B`` first), one program per ``cfg["BD"]`` channels of a sequence, with the constants
-    ``flags``; on CUDA with the fast exponential, logarithm and reciprocal (``_exp``)."""
+    ``flags``; on CUDA with the fast exponential, logarithm and reciprocal (``_exp``). A ``maxnreg`` in ``cfg``
+    caps the registers a thread (Triton's compile option; none by default)."""
     u, *_ = tensors
     batch, _, channels = u.shape
     groups = tensors[3].shape[2]
@@ -239,4 +240,5 @@ def launch_single_state(kernel, tensors: tuple, steps: int, flags: dict, cfg: di
         num_warps=cfg["num_warps"],
         FAST=u.is_cuda,
         **flags,
+        **{key: cfg[key] for key in ("maxnreg",) if key in cfg},
     )
