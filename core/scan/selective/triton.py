@@ -319,6 +319,12 @@ def launch_config(
     return cfg | {"single_state": block_n == 1}
 
 
+def _input_flags(D, z, dt_bias, dt_softplus: bool, reverse: bool) -> dict:
+    """The constants every selective kernel takes from its optional inputs and options."""
+    return dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
+                REVERSE=reverse)  # fmt: skip
+
+
 def step_loop(cfg: dict) -> dict:
     """``cfg`` as the step-loop kernels of this file take it (without the N = 1 kernels' keys)."""
     return {key: value for key, value in cfg.items() if key not in ("single_state", "TILE")}
@@ -342,10 +348,9 @@ def selective_scan_triton_fwd(
     if cfg.get("single_state"):
         from .single_state import _selective_fwd_single_state_kernel, launch_single_state
 
-        flags = dict(
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-            HAS_H0=initial_state is not None, SAVE_STATES=save_states, REVERSE=reverse, TILE=cfg["TILE"],
-        )  # fmt: skip
+        flags = _input_flags(D, z, dt_bias, dt_softplus, reverse) | dict(
+            HAS_H0=initial_state is not None, SAVE_STATES=save_states, TILE=cfg["TILE"]
+        )
         if cfg["BT"] % cfg["TILE"]:
             raise ValueError(f"the forward's tiles of {cfg['TILE']} steps must divide its checkpoints' {cfg['BT']}")
         launch_single_state(_selective_fwd_single_state_kernel, tensors, steps, flags, cfg)
@@ -389,8 +394,7 @@ def _launch_fwd(tensors, piece_len, dt_softplus, reverse, cfg, **flags):
     grid = (triton.cdiv(channels, cfg["BD"]), batch * triton.cdiv(steps, piece_len))
     _selective_fwd_kernel[grid](
         *tensors, steps, piece_len, channels, groups, state_size, **step_loop(cfg),
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        HAS_H0=initial_state is not None, REVERSE=reverse, **flags,
+        **_input_flags(D, z, dt_bias, dt_softplus, reverse), HAS_H0=initial_state is not None, **flags,
     )  # fmt: skip
 
 
@@ -415,10 +419,7 @@ def selective_scan_triton_bwd(
         u, dt, A, B, C, D, z, dt_bias, checkpoints, grad_y, grad_final, du, ddt, dz, da, db_blocks, dc_blocks, dd,
         dbias, dh0,
     )  # fmt: skip
-    flags = dict(
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=dt_softplus,
-        HAS_DHT=grad_final is not None, REVERSE=reverse,
-    )  # fmt: skip
+    flags = _input_flags(D, z, dt_bias, dt_softplus, reverse) | {"HAS_DHT": grad_final is not None}
     if cfg.get("single_state"):
         from .single_state import _selective_bwd_single_state_kernel, launch_single_state
 
