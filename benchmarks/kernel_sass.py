@@ -195,7 +195,7 @@ def selective_scan_kernels() -> list[KernelSpec]:
         config = face.launch_config(768, 4, 1, direction)
         tile = extra.get("TILE", config["BT"])
         name = f"selective {direction} N=1, tiles of {tile} steps, checkpoints every {config['BT']}, BD={config['BD']}"
-        constexprs = {"BT": config["BT"], "BD": config["BD"], "FAST": True} | flags | extra
+        constexprs = {"BT": config["BT"], "BD": config["BD"], "EVEN": True, "FAST": True} | flags | extra
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("D",)))
     return kernels
 

@@ -103,7 +103,8 @@ def test_unrolled_backward_matches_reference(monkeypatch, device, replay, walk):
 @pytest.mark.parametrize("checkpoint_steps,tile_steps", [(4, 2), (2, 2), (8, 4), (8, 8)])
 def test_single_state_tiles_and_checkpoints(monkeypatch, device, checkpoint_steps, tile_steps):
     """At N = 1 the forward scans ``TILE`` steps a tile and stores the state every ``BT`` (a multiple), and the
-    backward's tiles are ``BT`` steps: every pairing gives the reference's gradients, partial tiles included."""
+    backward's tiles are ``BT`` steps: every pairing gives the reference's gradients, with a partial last tile and
+    with whole tiles only (``EVEN``: unmasked loads and stores)."""
     monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
     tiles = triton_face.launch_config
 
@@ -115,6 +116,7 @@ def test_single_state_tiles_and_checkpoints(monkeypatch, device, checkpoint_step
     monkeypatch.setattr(triton_face, "launch_config", configured)
     assert_face_matches_reference(device, (2, 23, 8, 4, 1), (True, True, True), True, True)
     assert_face_matches_reference(device, (1, 37, 8, 1, 1), (True, True, True), False, False)
+    assert_face_matches_reference(device, (2, 24, 8, 2, 1), (True, True, True), True, True)
 
 
 def assert_face_matches_reference(dev, sizes, options, reverse, with_h0):

@@ -93,12 +93,16 @@ def _block(a_ptr, d_ptr, bias_ptr, D, G, channel_stride, BT: tl.constexpr, BD: t
 @triton.jit
 def _tile(dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along, T, D, G, group,
           BT: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr,
-          FAST: tl.constexpr):  # fmt: skip
+          EVEN: tl.constexpr, FAST: tl.constexpr):  # fmt: skip
     """Tile ``k`` of sequence ``pid_b`` in processing order: the flat row of its first step, its steps' mask
-    (``[1, BT]``), ``u``, ``B_t`` and ``C_t`` (broadcast over channels), softplus's argument, ``dt``, its
-    derivative (1 without softplus) and the decays, float32. ``dt`` is 0 at masked steps, so they keep the state."""
+    (``[1, BT]``; all true when ``EVEN``, ``BT`` dividing ``T``, so the loads and stores go unpredicated), ``u``,
+    ``B_t`` and ``C_t`` (broadcast over channels), softplus's argument, ``dt``, its derivative (1 without softplus)
+    and the decays, float32. ``dt`` is 0 at masked steps, so they keep the state."""
     first = _row(pid_b * T, T, k * BT, REVERSE)
-    valid = (k * BT + cols < T)[None, :]
+    if EVEN:
+        valid = tl.full([1, BT], 1, dtype=tl.int1)
+    else:
+        valid = (k * BT + cols < T)[None, :]
     raw = tl.load(dt_ptr + first * D + tile_offs, mask=valid, other=0.0).to(tl.float32)
     u = tl.load(u_ptr + first * D + tile_offs, mask=valid, other=0.0).to(tl.float32)
     b = tl.load(b_ptr + (first * G + group) + along * G, mask=valid, other=0.0).to(tl.float32)
@@ -117,7 +121,7 @@ def _selective_fwd_single_state_kernel(
     T, D, G, channel_stride,
     BT: tl.constexpr, TILE: tl.constexpr, BD: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr,
-    REVERSE: tl.constexpr, FAST: tl.constexpr,
+    REVERSE: tl.constexpr, EVEN: tl.constexpr, FAST: tl.constexpr,
 ):  # fmt: skip
     # Tiles of TILE steps, a checkpoint every BT (a multiple of TILE): short tiles keep the registers, and so the
     # programs an SM, up without storing more checkpoints.
@@ -135,7 +139,7 @@ def _selective_fwd_single_state_kernel(
             tl.store(hs_ptr + (pid_b * n_checkpoints + k * TILE // BT) * D + offs_d, h_in, mask=mask_d)
         first, valid, u, b, c, _, step, _, decay = _tile(
             dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along, T, D, G, group, TILE, HAS_BIAS,
-            SOFTPLUS, REVERSE, FAST,
+            SOFTPLUS, REVERSE, EVEN, FAST,
         )  # fmt: skip
         reach, h = tl.associative_scan((decay, step * u * b), 1, _combine)
         h += reach * h_in[:, None]
@@ -154,7 +158,7 @@ def _selective_bwd_single_state_kernel(
     du_ptr, ddt_ptr, dz_ptr, da_ptr, db_ptr, dc_ptr, dd_ptr, dbias_ptr, dh0_ptr,
     T, D, G, channel_stride,
     BT: tl.constexpr, BD: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-    SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr, FAST: tl.constexpr,
+    SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr, EVEN: tl.constexpr, FAST: tl.constexpr,
 ):  # fmt: skip
     pid_b = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
@@ -175,7 +179,7 @@ def _selective_bwd_single_state_kernel(
         k = n_tiles - 1 - k_back
         first, valid, u, b, c, raw, step, slope, decay = _tile(
             dt_ptr, u_ptr, b_ptr, c_ptr, bias, A, pid_b, k, cols, tile_offs, along, T, D, G, group, BT, HAS_BIAS,
-            SOFTPLUS, REVERSE, FAST,
+            SOFTPLUS, REVERSE, EVEN, FAST,
         )  # fmt: skip
         offs = first * D + tile_offs
         dy = tl.load(dy_ptr + offs, mask=valid, other=0.0).to(tl.float32)
@@ -238,6 +242,7 @@ def launch_single_state(kernel, tensors: tuple, steps: int, flags: dict, cfg: di
         BT=cfg["BT"],
         BD=cfg["BD"],
         num_warps=cfg["num_warps"],
+        EVEN=steps % cfg["BT"] == 0,
         FAST=u.is_cuda,
         **flags,
         **{key: cfg[key] for key in ("maxnreg",) if key in cfg},
