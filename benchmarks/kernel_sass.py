@@ -152,9 +152,9 @@ def compile_spec(
 def selective_scan_kernels() -> list[KernelSpec]:
     """The selective_scan kernels at N = 16 (the forward's three uses and the backward), the time split's two
     forward passes at N = 1 (VMamba's routes, where the step loop prefetches), and the N = 1 tile kernels
-    (``single_state.py``, forward and backward at their default tiles), at D = 768. Before session 10 they compiled without the GPU's specialisation of ``D`` and
-    ``N``, so the ``B_t``, ``C_t`` loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES
-    before then is high."""
+    (``single_state.py``, forward and backward at their default tiles, ``T`` a multiple of the tile), at D = 768.
+    Before session 10 they compiled without the GPU's specialisation of ``D`` and ``N``, so the ``B_t``, ``C_t``
+    loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES before then is high."""
     from lrnn.core.scan.selective import single_state
     from lrnn.core.scan.selective import triton as face
 
