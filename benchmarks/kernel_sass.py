@@ -173,8 +173,8 @@ def selective_scan_kernels() -> list[KernelSpec]:
         ("fwd", "fwd", 16, face._selective_fwd_kernel, {**readout, **no_start, "SAVE_STATES": True}),
         ("fwd pieces, first pass", "fwd", 16, face._selective_fwd_kernel, first),
         ("fwd pieces, second pass", "fwd", 16, face._selective_fwd_kernel, second),
-        ("fwd pieces, first pass N=1", "fwd", 1, face._selective_fwd_kernel, first),
-        ("fwd pieces, second pass N=1", "fwd", 1, face._selective_fwd_kernel, second),
+        ("fwd pieces, first pass N=1", "pieces", 1, face._selective_fwd_kernel, first),
+        ("fwd pieces, second pass N=1", "pieces", 1, face._selective_fwd_kernel, second),
         ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
         config = face.launch_config(768, 1, state_size, direction)
@@ -188,14 +188,21 @@ def selective_scan_kernels() -> list[KernelSpec]:
                 f"selective {name} BD={config['BD']}", kernel, constexprs, pointers, config["num_warps"], divisible
             )
         )
-    for direction, kernel, extra in (
-        ("fwd", single_state._selective_fwd_single_state_kernel, {**no_start, "SAVE_STATES": True, "TILE": 2}),
-        ("bwd", single_state._selective_bwd_single_state_kernel, {"dht_ptr": None, "HAS_DHT": False}),
+    inference = {**no_start, "SAVE_STATES": False, "hs_ptr": None}
+    for name, direction, kernel, extra in (
+        ("fwd", "fwd", single_state._selective_fwd_single_state_kernel, {**no_start, "SAVE_STATES": True}),
+        ("fwd inference", "fwd", single_state._selective_fwd_single_state_kernel, inference),
+        ("bwd", "bwd", single_state._selective_bwd_single_state_kernel, {"dht_ptr": None, "HAS_DHT": False}),
     ):
-        config = face.launch_config(768, 4, 1, direction)
-        tile = extra.get("TILE", config["BT"])
-        name = f"selective {direction} N=1, tiles of {tile} steps, checkpoints every {config['BT']}, BD={config['BD']}"
+        config = face.launch_config(768, 4, 1, direction, saves_states=extra.get("SAVE_STATES", False))
+        tile = config.get("TILE", config["BT"])
+        name = (
+            f"selective {name} N=1, tiles of {tile} steps, checkpoints every {config['BT']}, BD={config['BD']}, "
+            f"{config['num_warps']} warp(s)"
+        )
         constexprs = {"BT": config["BT"], "BD": config["BD"], "EVEN": True, "FAST": True} | flags | extra
+        if "TILE" in config:
+            constexprs["TILE"] = config["TILE"]
         kernels.append(KernelSpec(name, kernel, constexprs, pointers, config["num_warps"], ("D",)))
     return kernels
 

@@ -110,13 +110,35 @@ def test_single_state_tiles_and_checkpoints(monkeypatch, device, checkpoint_step
 
     def configured(*args):
         config = tiles(*args)
-        assert config["single_state"] == (args[2] == 1)
+        assert config.get("single_state", False) == (args[2] == 1)
         return config | {"BT": checkpoint_steps} | ({"TILE": tile_steps} if "TILE" in config else {})
 
     monkeypatch.setattr(triton_face, "launch_config", configured)
     assert_face_matches_reference(device, (2, 23, 8, 4, 1), (True, True, True), True, True)
     assert_face_matches_reference(device, (1, 37, 8, 1, 1), (True, True, True), False, False)
     assert_face_matches_reference(device, (2, 24, 8, 2, 1), (True, True, True), True, True)
+
+
+def test_single_state_wide_blocks(monkeypatch, device):
+    """At widths where a group holds 64 channels the N = 1 defaults take 64 a program (the backward in two warps,
+    the forward without checkpoints in one): the reference's outputs and gradients, odd and even lengths, and its
+    output without gradients."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    backward = triton_face.launch_config(256, 4, 1, "bwd")
+    assert (backward["BD"], backward["num_warps"]) == (64, 2)
+    assert triton_face.launch_config(256, 4, 1, "fwd")["BD"] == 64
+    assert_face_matches_reference(device, (2, 37, 256, 4, 1), (True, True, True), False, True)
+    assert_face_matches_reference(device, (1, 40, 128, 1, 1), (True, False, True), True, False)
+    inputs = make_inputs(2, 37, 256, 4, 1, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=5)
+    with torch.no_grad():
+        y, final = selective_scan(
+            **{k: None if v is None else v.to(device) for k, v in inputs.items()}, dt_softplus=True,
+            output_final_state=True,
+        )  # fmt: skip
+    y_ref, final_ref = selective_scan_reference(
+        **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
+    )
+    assert max(relative_error(y, y_ref), relative_error(final, final_ref)) < 5e-5
 
 
 def assert_face_matches_reference(dev, sizes, options, reverse, with_h0):

@@ -50,7 +50,7 @@ def _time_pieces(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> int:
     from .triton import launch_config
 
     batch, steps, channels = u.shape
-    return pieces_for(batch, channels, steps, launch_config(channels, B.shape[2], A.shape[1])["BD"])
+    return pieces_for(batch, channels, steps, launch_config(channels, B.shape[2], A.shape[1], "pieces")["BD"])
 
 
 def selective_scan(

@@ -290,33 +290,45 @@ def block_channels(channels: int, groups: int, largest: int = 32) -> int:
     """Channels per program: the largest power of two up to ``largest`` dividing ``D / G``, so a block stays in a
     group."""
     per_group = channels // groups
-    return max(bs for bs in (1, 2, 4, 8, 16, 32) if bs <= largest and per_group % bs == 0)
+    return max(bs for bs in (1, 2, 4, 8, 16, 32, 64) if bs <= largest and per_group % bs == 0)
 
 
 def launch_config(
     channels: int, groups: int, state_size: int, direction: str = "fwd", saves_states: bool = False
 ) -> dict:
-    """``BD`` channels per program (``block_channels``: up to 32), ``BT`` steps per checkpointed tile (the same both
-    ways), ``BN >= N`` states, one warp per program, and ``PREFETCH`` (each step's loads issued during the step
-    before) in the backward, in a forward that ``saves_states`` only at ``N <= PREFETCH_STATES``, and in every
-    other forward. From the H100 runs at LION's size (N = 16, ``results/selective_scan_v2_5_*``): the backward with
-    32 channels and the prefetch took 58.4 ms against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0
-    (16: 54.4, 4: 48.7), whose replayed states stay in L2; the prefetch cut the forward that saves nothing 10.8 ->
-    8.6 ms and slowed the one that saves checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of
-    ``N / 8`` values per channel and step (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The
-    backward's ``REPLAY_UNROLL`` and ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 is untimed,
-    benchmarks/NOTES.md). At N = 1 ``single_state`` hands both directions to ``single_state.py``'s tile kernels,
-    tiles of 2 steps with a checkpoint each (``TILE``: the forward's tile, a divisor of ``BT``), the fastest timed
-    on the H100 (VMamba's routes forward+backward 11.5 ms against the step loop's 15.8; tiles of 8 steps 20.8, their
-    registers halve the programs an SM); the time split's passes keep the step loop."""
+    """The launch of ``direction``: ``"fwd"`` (checkpointing the states if it ``saves_states``), ``"bwd"``, or
+    ``"pieces"`` (the time split's forward passes, ``time_split.py``).
+
+    The step-loop kernels (N > 1, and the pieces at every N): ``BD`` channels per program (``block_channels``: up
+    to 32), ``BT`` steps per checkpointed tile (the same both ways), ``BN >= N`` states, one warp per program, and
+    ``PREFETCH`` (each step's loads issued during the step before) in the backward, in a forward that
+    ``saves_states`` only at ``N <= PREFETCH_STATES``, and in every other forward. From the H100 runs at LION's
+    size (N = 16, ``results/selective_scan_v2_5_*``): the backward with 32 channels and the prefetch took 58.4 ms
+    against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0 (16: 54.4, 4: 48.7), whose replayed
+    states stay in L2; the prefetch cut the forward that saves nothing 10.8 -> 8.6 ms and slowed the one that saves
+    checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of ``N / 8`` values per channel and step
+    (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The backward's ``REPLAY_UNROLL`` and
+    ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 was slower, benchmarks/NOTES.md).
+
+    At N = 1 (``single_state``; 0 in an override runs the step loop) the forward and the backward are
+    ``single_state.py``'s tile kernels: a checkpoint every ``BT`` = 4 steps, the forward scanning tiles of ``TILE``
+    = 2; the backward 64 channels a program in two warps (48 registers: 42 warps an SM), the forward that
+    checkpoints 32 in one warp, the one that does not 64 in one warp (``block_channels`` up to 64). The fastest
+    timed on the H100 at VMamba's routes (session 16, ``results/selective_scan_v3_session16_*``): forward+backward
+    10.05 ms (the memory floor 5.63; tiles of 2 steps and 32 channels everywhere 11.36), forward 2.90 (3.23)."""
     block_n = triton.next_power_of_2(state_size)
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
-    block_t = 2 if block_n == 1 else 32 if block_n < 16 else 8
+    block_t = 32 if block_n < 16 else 8
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
-    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {"TILE": 2}
-    return cfg | {"single_state": block_n == 1}
+    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
+    if block_n > 1 or direction == "pieces":
+        return cfg
+    wide = direction == "bwd" or not saves_states
+    block_d = block_channels(channels, groups, 64 if wide else 32)
+    tiles = {"BD": block_d, "BT": 4, "num_warps": max(1, block_d // 32) if direction == "bwd" else 1}
+    return cfg | tiles | {"single_state": True} | ({} if direction == "bwd" else {"TILE": 2})
 
 
 def _input_flags(D, z, dt_bias, dt_softplus: bool, reverse: bool) -> dict:
@@ -379,7 +391,7 @@ def selective_scan_triton_pieces(
         D = z = None
     _launch_fwd(
         (u, dt, A, B, C, D, z, dt_bias, initial_states, y, final_states, None, dt_sums), piece_len, dt_softplus,
-        reverse, launch_config(channels, groups, state_size), SAVE_STATES=False, WRITE_Y=not first_pass,
+        reverse, launch_config(channels, groups, state_size, "pieces"), SAVE_STATES=False, WRITE_Y=not first_pass,
         SUM_DT=first_pass,
     )  # fmt: skip
     return y, final_states, dt_sums
