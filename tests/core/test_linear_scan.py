@@ -137,14 +137,15 @@ def test_copy_engine_refuses_what_it_cannot_load(device, make, reverse, match):
     [
         (8, 4096, torch.bfloat16, {"tma": True, "num_stages": 2}),
         (8, 1536, torch.bfloat16, {"tma": True, "num_stages": 4}),
-        (8, 4096, torch.float16, {"num_warps": 1}),
+        (8, 4096, torch.float16, {"tma": True, "num_stages": 2}),
+        (8, 1536, torch.float16, {"tma": True, "num_stages": 4}),
         (1, 12256, torch.bfloat16, {"lookback": True}),
         (8, 4096, torch.float32, {"num_warps": 4}),
     ],
 )
-def test_copy_engine_takes_the_wide_bf16_forward(batch, width, dtype, expected):
-    """The copy engine from 384 programs of 32 channels, two stages deep from 1024; the backward and float16 (opt-in
-    there), float32 and inputs it cannot take keep their kernels."""
+def test_copy_engine_takes_the_wide_16_bit_forward(batch, width, dtype, expected):
+    """The copy engine from 384 programs of 32 channels, two stages deep from 1024, for bfloat16 and float16; the
+    backward (opt-in there), float32 and inputs it cannot take keep their kernels."""
     assert expected.items() <= triton_face.launch_config(batch, width, dtype, "fwd", True).items()
     for others in (triton_face.launch_config(batch, width, dtype, "bwd", True),
                    triton_face.launch_config(batch, width, dtype, "fwd", False)):  # fmt: skip
