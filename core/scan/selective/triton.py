@@ -312,7 +312,7 @@ def launch_config(
 
     At N = 1 (``single_state``; 0 in an override runs the step loop) the forward and the backward are
     ``single_state.py``'s tile kernels: a checkpoint every ``BT`` = 4 steps, the forward scanning tiles of ``TILE``
-    = 2; the backward 64 channels a program in two warps (48 registers: 42 warps an SM), the forward that
+    = 2; the backward 64 channels a program in two warps (80 registers, 25 warps an SM), the forward that
     checkpoints 32 in one warp, the one that does not 64 in one warp (``block_channels`` up to 64). The fastest
     timed on the H100 at VMamba's routes (session 16, ``results/selective_scan_v3_session16_*``): forward+backward
     10.05 ms (the memory floor 5.63; tiles of 2 steps and 32 channels everywhere 11.36), forward 2.90 (3.23)."""
