@@ -3,7 +3,7 @@
 With one state a channel the recurrence ``h_t = a_t h_{t-1} + x_t`` (``a_t = exp(dt_t A)``, ``x_t = dt_t B_t u_t``)
 is a linear scan per channel, so a program need not walk time one step per loop iteration as ``triton.py``'s
 kernels do (a few dozen instructions a step, most of them waiting). Each program loads ``[BD, BT]`` tiles (its
-channels by ``BT`` steps; one channel a lane, the steps in its registers) and scans them with
+channels by ``BT`` steps; each channel's steps in one lane's registers) and scans them with
 ``tl.associative_scan`` along time, in registers without shuffles:
 
 - the forward carries the state from tile to tile, writes ``y`` and, for a backward, the state entering each tile;
@@ -76,8 +76,8 @@ def _block(a_ptr, d_ptr, bias_ptr, D, G, channel_stride, BT: tl.constexpr, BD: t
     """This program's channels (offsets, mask), group of ``B``/``C`` and per-channel parameters (``A``,
     ``D``, ``dt_bias`` as ``[BD, 1]``), and a tile's element offsets from its first step's row (``[BD, BT]``
     int32, steps against the rows when ``REVERSE``) and each step's row from the first (``[1, BT]``). The
-    channel stride (1) comes in at run time, so Triton cannot prove the channels contiguous and lays one channel
-    a lane with the tile's steps in its registers."""
+    channel stride (1) comes in at run time, so Triton cannot prove the channels contiguous and lays the channels
+    across lanes (one a lane, two at 64 channels in one warp), each with the tile's steps in its lane's registers."""
     pid_d = tl.program_id(0)
     offs_d = pid_d * BD + tl.arange(0, BD)
     mask_d = offs_d < D

@@ -320,7 +320,7 @@ def launch_config(
     block_d = block_channels(channels, groups)
     warps = max(1, min(4, block_d * block_n // 512))
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
-    block_t = 32 if block_n < 16 else 8
+    block_t = 8 if block_n >= 16 else 32
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
     cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
     if block_n > 1 or direction == "pieces":
