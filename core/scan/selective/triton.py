@@ -308,7 +308,9 @@ def launch_config(
     states stay in L2; the prefetch cut the forward that saves nothing 10.8 -> 8.6 ms and slowed the one that saves
     checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of ``N / 8`` values per channel and step
     (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The backward's ``REPLAY_UNROLL`` and
-    ``WALK_UNROLL`` unroll its two step loops (1: not unrolled; 2 was slower, benchmarks/NOTES.md).
+    ``WALK_UNROLL`` unroll its two step loops: the replay 2x at N >= 16, so that half its steps do not wait on the
+    prefetched loads through loop-carried copies (session 17: backward 47.4 -> 43.9 ms at LION's size, 4x and 8x
+    57-58); the walk-back rolled (2x spills: slower, benchmarks/NOTES.md).
 
     At N = 1 (``single_state``; 0 in an override runs the step loop) the forward and the backward are
     ``single_state.py``'s tile kernels: a checkpoint every ``BT`` = 4 steps, the forward scanning tiles of ``TILE``
@@ -322,7 +324,7 @@ def launch_config(
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
     block_t = 8 if block_n >= 16 else 32
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
-    cfg |= {"REPLAY_UNROLL": 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
+    cfg |= {"REPLAY_UNROLL": 2 if block_n >= 16 else 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
     if block_n > 1 or direction == "pieces":
         return cfg
     wide = direction == "bwd" or not saves_states
