@@ -9,11 +9,13 @@ state entering every tile of ``BT`` steps (in processing order) is written as a 
 (``[B, n_tiles, D, N]`` float32).
 
 The backward visits the tiles in reverse. For each it replays the tile's ``BT`` steps from its checkpoint into a
-scratch tile ``[BT, BD, N]`` of its own (float32, in global memory that stays in L2), then walks them backwards:
-``dh += C_t dy'_t``, every gradient of step ``t`` from ``dh``, ``h_t`` and the state before the step (the
-previous scratch row, or the checkpoint), then ``dh = exp(dt_t A) dh``; after the first step ``dh`` is the
-initial state's gradient. Per-channel sums over time (``dA``, ``dD``, ``d dt_bias``) are written per sequence and
-per-step sums over channels (``dB``, ``dC``) per channel block; the wrapper adds those partials up.
+scratch tile ``[BT, BD, N]`` of its own (float32, in global memory that stays in L2), and with each state takes
+the gradients that need only that state and ``dy``: ``z``'s (through the readout), ``C_t``'s and ``D``'s, and the
+gated ``dy'_t``, kept in scratch beside the states. Then it walks the tile backwards: ``dh += C_t dy'_t``, the
+gradients of ``u``, ``dt``, ``A`` and ``B_t`` from ``dh`` and the state before the step (the previous scratch row,
+or the checkpoint), then ``dh = exp(dt_t A) dh``; after the first step ``dh`` is the initial state's gradient.
+Per-channel sums over time (``dA``, ``dD``, ``d dt_bias``) are written per sequence and per-step sums over
+channels (``dB``, ``dC``) per channel block; the wrapper adds those partials up.
 """
 
 import torch
@@ -87,16 +89,29 @@ def _load_step(dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, channel,
 
 
 @triton.jit
-def _walk_loads(dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d, offs_n,
-                mask_d, mask_n, BD: tl.constexpr, BN: tl.constexpr, HAS_Z: tl.constexpr):  # fmt: skip
-    """The walk-back's loads for scratch row ``j`` (flat step ``row``), float32, 0 where masked: ``_load_step``'s
-    with ``C_t`` (and ``z`` if ``HAS_Z``), ``dy`` (``[BD]``), and the state before the step (``h_in`` at row 0)."""
+def _replay_loads(dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n,
+                  HAS_Z: tl.constexpr):  # fmt: skip
+    """The replay's loads for flat step ``row``, float32, 0 where masked: ``_load_step``'s with ``C_t`` (and ``z``
+    if ``HAS_Z``), and ``dy`` (``[BD]``)."""
     raw, u, b, c, z = _load_step(
         dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, True, HAS_Z
     )
     dy = tl.load(dy_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    return raw, u, b, c, z, dy
+
+
+@triton.jit
+def _walk_loads(dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, row, j, G, group, N, D, offs_d, offs_n,
+                mask_d, mask_n, BD: tl.constexpr, BN: tl.constexpr):  # fmt: skip
+    """The walk-back's loads for scratch row ``j`` (flat step ``row``), float32, 0 where masked: raw ``dt``, ``u``,
+    the gated ``dy`` the replay left (``[BD]``), ``B_t``, ``C_t`` (``[BN]``) and the state before the step
+    (``h_in`` at row 0)."""
+    raw, u, b, c, _ = _load_step(
+        dt_ptr, u_ptr, b_ptr, c_ptr, c_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, True, False
+    )
+    dy = tl.load(scratch_dy + j * BD, mask=mask_d, other=0.0)
     before = tl.where(j == 0, h_in, tl.load(scratch + (j - 1) * BD * BN, mask=j > 0, other=0.0))
-    return raw, u, dy, z, b, c, before
+    return raw, u, dy, b, c, before
 
 
 @triton.jit
@@ -106,6 +121,16 @@ def _row(start, count, i, REVERSE: tl.constexpr):
     if REVERSE:
         return start + count - 1 - i
     return start + i
+
+
+@triton.jit
+def _inside(i, T, EVEN: tl.constexpr):
+    """Whether step ``i`` is one of the ``T``: a constant when ``EVEN`` (the tiles divide ``T``), so nothing that
+    it masks is predicated."""
+    inside = i < T
+    if EVEN:
+        inside = tl.full([], 1, dtype=tl.int1)
+    return inside
 
 
 @triton.jit(do_not_specialize=["T", "L"])
@@ -176,12 +201,16 @@ def _selective_bwd_kernel(
     T, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
-    PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr, WALK_UNROLL: tl.constexpr,
+    PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr, WALK_UNROLL: tl.constexpr, EVEN: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
+    if EVEN:  # BT divides T and N is BN (BD always divides D): no load or store needs a mask
+        mask_d = tl.full([BD], 1, dtype=tl.int1)
+        mask_n = tl.full([BN], 1, dtype=tl.int1)
+        mask_dn = mask_d[:, None] & mask_n[None, :]
     A2 = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS)
@@ -193,7 +222,8 @@ def _selective_bwd_kernel(
     grad_bias = tl.zeros([BD], dtype=tl.float32)
     n_tiles = tl.cdiv(T, BT)
     checkpoints = hs_ptr + pid_b * n_tiles * D * N + (state - pid_b * D * N)
-    scratch = scratch_ptr + (pid_b * n_blocks + pid_d) * BT * BD * BN
+    scratch = scratch_ptr + (pid_b * n_blocks + pid_d) * BT * BD * (BN + 1)
+    scratch_dy = scratch + BT * BD * BN + tl.arange(0, BD)  # the gated dy rows, after the state rows
     scratch += tl.arange(0, BD)[:, None] * BN + offs_n[None, :]
     for k_back in range(0, n_tiles):
         k = n_tiles - 1 - k_back
@@ -201,56 +231,30 @@ def _selective_bwd_kernel(
         h = h_in
         if PREFETCH:
             first = k * BT
-            raw_next, u_next, b_next, _, _ = _load_step(
-                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
-                offs_n, mask_d & (first < T), mask_n & (first < T), False, False,
+            in_first = _inside(first, T, EVEN)
+            raw_next, u_next, b_next, c_next, z_next, dy_next = _replay_loads(
+                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D,
+                offs_d, offs_n, mask_d & in_first, mask_n & in_first, HAS_Z,
             )  # fmt: skip
-        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile into the scratch rows
+        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile: states, y's gate, dC
             i = k * BT + j
-            valid = i < T
-            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
-                raw, u, b = raw_next, u_next, b_next
-                later = (j + 1 < BT) & (i + 1 < T)
-                raw_next, u_next, b_next, _, _ = _load_step(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D, offs_d,
-                    offs_n, mask_d & later, mask_n & later, False, False,
-                )  # fmt: skip
-            else:
-                raw, u, b, _, _ = _load_step(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i, REVERSE), G, group, N, D, offs_d,
-                    offs_n, mask_d & valid, mask_n & valid, False, False,
-                )  # fmt: skip
-            step = _discretised(raw, bias, mask_d & valid, HAS_BIAS, SOFTPLUS)
-            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
-            tl.store(scratch + j * BD * BN, h)
-        tl.debug_barrier()
-        h = tl.load(scratch + (BT - 1) * BD * BN)
-        if PREFETCH:
-            last = k * BT + BT - 1
-            raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
-                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
-                G, group, N, D, offs_d, offs_n, mask_d & (last < T), mask_n & (last < T), BD, BN, HAS_Z,
-            )  # fmt: skip
-        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back, carrying each entering state
-            j = BT - 1 - j_back
-            i = k * BT + j
-            valid = i < T
+            valid = _inside(i, T, EVEN)
             m_d, m_n = mask_d & valid, mask_n & valid
             row = _row(pid_b * T, T, i, REVERSE)
-            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
-                raw, u, dy, z, b, c, before = raw_next, u_next, dy_next, z_next, b_next, c_next, before_next
-                earlier = (j > 0) & (i - 1 < T)
-                raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, i - 1, REVERSE),
-                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN, HAS_Z,
+            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
+                raw, u, b, c, z, dy = raw_next, u_next, b_next, c_next, z_next, dy_next
+                later = (j + 1 < BT) & _inside(i + 1, T, EVEN)
+                raw_next, u_next, b_next, c_next, z_next, dy_next = _replay_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D,
+                    offs_d, offs_n, mask_d & later, mask_n & later, HAS_Z,
                 )  # fmt: skip
             else:
-                raw, u, dy, z, b, c, before = _walk_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d,
-                    offs_n, m_d, m_n, BD, BN, HAS_Z,
-                )  # fmt: skip
-            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
-            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
+                raw, u, b, c, z, dy = _replay_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, m_d, m_n, HAS_Z
+                )
+            step = _discretised(raw, bias, m_d, HAS_BIAS, SOFTPLUS)
+            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
+            tl.store(scratch + j * BD * BN, h)
             if HAS_Z:
                 gate = tl.sigmoid(z)
                 y = tl.sum(h * c[None, :], axis=1) + skip * u
@@ -260,6 +264,37 @@ def _selective_bwd_kernel(
                     mask=m_d,
                 )
                 dy = dy * z * gate
+            tl.store(scratch_dy + j * BD, dy)
+            grad_skip += dy * u
+            tl.store(dc_ptr + (row * n_blocks + pid_d) * N + offs_n, tl.sum(h * dy[:, None], axis=0), mask=m_n)
+        tl.debug_barrier()
+        if PREFETCH:
+            last = k * BT + BT - 1
+            in_last = _inside(last, T, EVEN)
+            raw_next, u_next, dy_next, b_next, c_next, before_next = _walk_loads(
+                dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
+                G, group, N, D, offs_d, offs_n, mask_d & in_last, mask_n & in_last, BD, BN,
+            )  # fmt: skip
+        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back from the entering states
+            j = BT - 1 - j_back
+            i = k * BT + j
+            valid = _inside(i, T, EVEN)
+            m_d, m_n = mask_d & valid, mask_n & valid
+            row = _row(pid_b * T, T, i, REVERSE)
+            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
+                raw, u, dy, b, c, before = raw_next, u_next, dy_next, b_next, c_next, before_next
+                earlier = (j > 0) & _inside(i - 1, T, EVEN)
+                raw_next, u_next, dy_next, b_next, c_next, before_next = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, _row(pid_b * T, T, i - 1, REVERSE),
+                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN,
+                )  # fmt: skip
+            else:
+                raw, u, dy, b, c, before = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, row, j, G, group, N, D, offs_d, offs_n,
+                    m_d, m_n, BD, BN,
+                )  # fmt: skip
+            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
+            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
             dh += dy[:, None] * c[None, :]
             decay = tl.exp2(step[:, None] * A2)
             dh_b = tl.sum(dh * b[None, :], axis=1)
@@ -272,13 +307,9 @@ def _selective_bwd_kernel(
             tl.store(du_ptr + row * D + offs_d, du.to(du_ptr.dtype.element_ty), mask=m_d)
             tl.store(ddt_ptr + row * D + offs_d, dstep.to(ddt_ptr.dtype.element_ty), mask=m_d)
             grad_a += carried * step[:, None]
-            grad_skip += dy * u
             grad_bias += dstep
-            offs_part = (row * n_blocks + pid_d) * N + offs_n
-            tl.store(db_ptr + offs_part, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
-            tl.store(dc_ptr + offs_part, tl.sum(h * dy[:, None], axis=0), mask=m_n)
+            tl.store(db_ptr + (row * n_blocks + pid_d) * N + offs_n, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
             dh = decay * dh
-            h = before
         tl.debug_barrier()
     tl.store(dh0_ptr + state, dh, mask=mask_dn)
     tl.store(da_ptr + state, grad_a, mask=mask_dn)
@@ -439,9 +470,10 @@ def selective_scan_triton_bwd(
 
         launch_single_state(_selective_bwd_single_state_kernel, tensors, steps, flags, cfg)
     else:
-        scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], dtype=torch.float32)
+        scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * (cfg["BN"] + 1), dtype=torch.float32)
         _selective_bwd_kernel[(n_blocks, batch)](
-            *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags
+            *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags,
+            EVEN=steps % cfg["BT"] == 0 and cfg["BN"] == state_size,
         )  # fmt: skip
     by_group = (batch, steps, groups, n_blocks // groups, state_size)
     return (
