@@ -150,9 +150,10 @@ def compile_spec(
 
 
 def selective_scan_kernels() -> list[KernelSpec]:
-    """The selective_scan kernels at N = 16 (the forward's three uses and the backward), the time split's two
-    forward passes at N = 1 (VMamba's routes, where the step loop prefetches), and the N = 1 tile kernels
-    (``single_state.py``, forward and backward at their default tiles, ``T`` a multiple of the tile), at D = 768.
+    """The selective_scan kernels at N = 16 (the forward that checkpoints, the one that does not, the time split's
+    two passes, and the backward, each at its own ``launch_config``), the time split's two forward passes at N = 1
+    (VMamba's routes, where the step loop prefetches), and the N = 1 tile kernels (``single_state.py``, forward and
+    backward at their default tiles, ``T`` a multiple of the tile), at D = 768.
     Before session 10 they compiled without the GPU's specialisation of ``D`` and ``N``, so the ``B_t``, ``C_t``
     loads were scalar (35 ``LDG`` a step instead of 7) and every count in NOTES before then is high."""
     from lrnn.core.scan.selective import single_state
@@ -171,13 +172,14 @@ def selective_scan_kernels() -> list[KernelSpec]:
     kernels = []
     for name, direction, state_size, kernel, extra in (
         ("fwd", "fwd", 16, face._selective_fwd_kernel, {**readout, **no_start, "SAVE_STATES": True}),
-        ("fwd pieces, first pass", "fwd", 16, face._selective_fwd_kernel, first),
-        ("fwd pieces, second pass", "fwd", 16, face._selective_fwd_kernel, second),
+        ("fwd inference", "fwd", 16, face._selective_fwd_kernel, {**readout, **no_start, **pieces}),
+        ("fwd pieces, first pass", "pieces", 16, face._selective_fwd_kernel, first),
+        ("fwd pieces, second pass", "pieces", 16, face._selective_fwd_kernel, second),
         ("fwd pieces, first pass N=1", "pieces", 1, face._selective_fwd_kernel, first),
         ("fwd pieces, second pass N=1", "pieces", 1, face._selective_fwd_kernel, second),
         ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False, "EVEN": True}),
     ):
-        config = face.launch_config(768, 1, state_size, direction)
+        config = face.launch_config(768, 1, state_size, direction, saves_states=extra.get("SAVE_STATES", False))
         constexprs = {key: value for key, value in face.step_loop(config).items() if key != "num_warps"} | flags | extra
         # as the GPU specialises them: D = 768 a multiple of 16, and N = 16 too, or N = 1 a constant
         divisible = ("D", "N") if state_size % 16 == 0 else ("D",)

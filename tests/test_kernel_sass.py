@@ -80,7 +80,7 @@ def test_selective_forward_loops_exchange_nothing_between_lanes():
     rows = {
         name: [int(x) for x in rest] for name, *rest in (line.split("|") for line in done.stdout.split("\n") if line)
     }
-    assert len(rows) == 7 and all(shuffles == 0 and stack == 0 for _, shuffles, stack in rows.values()), rows
+    assert len(rows) == 8 and all(shuffles == 0 and stack == 0 for _, shuffles, stack in rows.values()), rows
     for states in ("", " N=1"):
         first, second = (rows[f"selective fwd pieces, {which} pass{states}"][0] for which in ("first", "second"))
         assert first < second, rows

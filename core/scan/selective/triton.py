@@ -9,13 +9,11 @@ state entering every tile of ``BT`` steps (in processing order) is written as a 
 (``[B, n_tiles, D, N]`` float32).
 
 The backward visits the tiles in reverse. For each it replays the tile's ``BT`` steps from its checkpoint into a
-scratch tile ``[BT, BD, N]`` of its own (float32, in global memory that stays in L2), and with each state takes
-the gradients that need only that state and ``dy``: ``z``'s (through the readout), ``C_t``'s and ``D``'s, and the
-gated ``dy'_t``, kept in scratch beside the states. Then it walks the tile backwards: ``dh += C_t dy'_t``, the
-gradients of ``u``, ``dt``, ``A`` and ``B_t`` from ``dh`` and the state before the step (the previous scratch row,
-or the checkpoint), then ``dh = exp(dt_t A) dh``; after the first step ``dh`` is the initial state's gradient.
-Per-channel sums over time (``dA``, ``dD``, ``d dt_bias``) are written per sequence and per-step sums over
-channels (``dB``, ``dC``) per channel block; the wrapper adds those partials up.
+scratch tile ``[BT, BD, N]`` of its own (float32, in global memory that stays in L2), then walks them backwards:
+``dh += C_t dy'_t``, every gradient of step ``t`` from ``dh``, ``h_t`` and the state before the step (the
+previous scratch row, or the checkpoint), then ``dh = exp(dt_t A) dh``; after the first step ``dh`` is the
+initial state's gradient. Per-channel sums over time (``dA``, ``dD``, ``d dt_bias``) are written per sequence and
+per-step sums over channels (``dB``, ``dC``) per channel block; the wrapper adds those partials up.
 """
 
 import torch
@@ -89,29 +87,16 @@ def _load_step(dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, channel,
 
 
 @triton.jit
-def _replay_loads(dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n,
-                  HAS_Z: tl.constexpr):  # fmt: skip
-    """The replay's loads for flat step ``row``, float32, 0 where masked: ``_load_step``'s with ``C_t`` (and ``z``
-    if ``HAS_Z``), and ``dy`` (``[BD]``)."""
+def _walk_loads(dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d, offs_n,
+                mask_d, mask_n, BD: tl.constexpr, BN: tl.constexpr, HAS_Z: tl.constexpr):  # fmt: skip
+    """The walk-back's loads for scratch row ``j`` (flat step ``row``), float32, 0 where masked: ``_load_step``'s
+    with ``C_t`` (and ``z`` if ``HAS_Z``), ``dy`` (``[BD]``), and the state before the step (``h_in`` at row 0)."""
     raw, u, b, c, z = _load_step(
         dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, True, HAS_Z
     )
     dy = tl.load(dy_ptr + row * D + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    return raw, u, b, c, z, dy
-
-
-@triton.jit
-def _walk_loads(dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, row, j, G, group, N, D, offs_d, offs_n,
-                mask_d, mask_n, BD: tl.constexpr, BN: tl.constexpr):  # fmt: skip
-    """The walk-back's loads for scratch row ``j`` (flat step ``row``), float32, 0 where masked: raw ``dt``, ``u``,
-    the gated ``dy`` the replay left (``[BD]``), ``B_t``, ``C_t`` (``[BN]``) and the state before the step
-    (``h_in`` at row 0)."""
-    raw, u, b, c, _ = _load_step(
-        dt_ptr, u_ptr, b_ptr, c_ptr, c_ptr, row, G, group, N, D, offs_d, offs_n, mask_d, mask_n, True, False
-    )
-    dy = tl.load(scratch_dy + j * BD, mask=mask_d, other=0.0)
     before = tl.where(j == 0, h_in, tl.load(scratch + (j - 1) * BD * BN, mask=j > 0, other=0.0))
-    return raw, u, dy, b, c, before
+    return raw, u, dy, z, b, c, before
 
 
 @triton.jit
@@ -139,7 +124,7 @@ def _selective_fwd_kernel(
     T, L, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr, SAVE_STATES: tl.constexpr,
-    REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SUM_DT: tl.constexpr, PREFETCH: tl.constexpr,
+    REVERSE: tl.constexpr, WRITE_Y: tl.constexpr, SUM_DT: tl.constexpr, PREFETCH: tl.constexpr, UNROLL: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     n_pieces = tl.cdiv(T, L)  # one piece of L = T steps unless split in time
@@ -163,7 +148,7 @@ def _selective_fwd_kernel(
             dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(start, count, 0, REVERSE), G, group, N, D, channel, offs_n,
             in_channel, mask_n, WRITE_Y, WRITE_Y and HAS_Z,
         )  # fmt: skip
-    for i in range(0, count):
+    for i in tl.range(0, count, loop_unroll_factor=UNROLL):
         if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
             raw, u, b, c, z = raw_next, u_next, b_next, c_next, z_next
             more = i + 1 < count
@@ -222,8 +207,7 @@ def _selective_bwd_kernel(
     grad_bias = tl.zeros([BD], dtype=tl.float32)
     n_tiles = tl.cdiv(T, BT)
     checkpoints = hs_ptr + pid_b * n_tiles * D * N + (state - pid_b * D * N)
-    scratch = scratch_ptr + (pid_b * n_blocks + pid_d) * BT * BD * (BN + 1)
-    scratch_dy = scratch + BT * BD * BN + tl.arange(0, BD)  # the gated dy rows, after the state rows
+    scratch = scratch_ptr + (pid_b * n_blocks + pid_d) * BT * BD * BN
     scratch += tl.arange(0, BD)[:, None] * BN + offs_n[None, :]
     for k_back in range(0, n_tiles):
         k = n_tiles - 1 - k_back
@@ -232,29 +216,57 @@ def _selective_bwd_kernel(
         if PREFETCH:
             first = k * BT
             in_first = _inside(first, T, EVEN)
-            raw_next, u_next, b_next, c_next, z_next, dy_next = _replay_loads(
-                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D,
-                offs_d, offs_n, mask_d & in_first, mask_n & in_first, HAS_Z,
+            raw_next, u_next, b_next, _, _ = _load_step(
+                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
+                offs_n, mask_d & in_first, mask_n & in_first, False, False,
             )  # fmt: skip
-        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile: states, y's gate, dC
+        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile into the scratch rows
+            i = k * BT + j
+            valid = _inside(i, T, EVEN)
+            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
+                raw, u, b = raw_next, u_next, b_next
+                later = (j + 1 < BT) & _inside(i + 1, T, EVEN)
+                raw_next, u_next, b_next, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & later, mask_n & later, False, False,
+                )  # fmt: skip
+            else:
+                raw, u, b, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & valid, mask_n & valid, False, False,
+                )  # fmt: skip
+            step = _discretised(raw, bias, mask_d & valid, HAS_BIAS, SOFTPLUS)
+            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
+            tl.store(scratch + j * BD * BN, h)
+        tl.debug_barrier()
+        h = tl.load(scratch + (BT - 1) * BD * BN)
+        if PREFETCH:
+            last = k * BT + BT - 1
+            in_last = _inside(last, T, EVEN)
+            raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
+                G, group, N, D, offs_d, offs_n, mask_d & in_last, mask_n & in_last, BD, BN, HAS_Z,
+            )  # fmt: skip
+        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back, carrying each entering state
+            j = BT - 1 - j_back
             i = k * BT + j
             valid = _inside(i, T, EVEN)
             m_d, m_n = mask_d & valid, mask_n & valid
             row = _row(pid_b * T, T, i, REVERSE)
-            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
-                raw, u, b, c, z, dy = raw_next, u_next, b_next, c_next, z_next, dy_next
-                later = (j + 1 < BT) & _inside(i + 1, T, EVEN)
-                raw_next, u_next, b_next, c_next, z_next, dy_next = _replay_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D,
-                    offs_d, offs_n, mask_d & later, mask_n & later, HAS_Z,
+            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
+                raw, u, dy, z, b, c, before = raw_next, u_next, dy_next, z_next, b_next, c_next, before_next
+                earlier = (j > 0) & _inside(i - 1, T, EVEN)
+                raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, i - 1, REVERSE),
+                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN, HAS_Z,
                 )  # fmt: skip
             else:
-                raw, u, b, c, z, dy = _replay_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, row, G, group, N, D, offs_d, offs_n, m_d, m_n, HAS_Z
-                )
-            step = _discretised(raw, bias, m_d, HAS_BIAS, SOFTPLUS)
-            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
-            tl.store(scratch + j * BD * BN, h)
+                raw, u, dy, z, b, c, before = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d,
+                    offs_n, m_d, m_n, BD, BN, HAS_Z,
+                )  # fmt: skip
+            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
+            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
             if HAS_Z:
                 gate = tl.sigmoid(z)
                 y = tl.sum(h * c[None, :], axis=1) + skip * u
@@ -264,37 +276,6 @@ def _selective_bwd_kernel(
                     mask=m_d,
                 )
                 dy = dy * z * gate
-            tl.store(scratch_dy + j * BD, dy)
-            grad_skip += dy * u
-            tl.store(dc_ptr + (row * n_blocks + pid_d) * N + offs_n, tl.sum(h * dy[:, None], axis=0), mask=m_n)
-        tl.debug_barrier()
-        if PREFETCH:
-            last = k * BT + BT - 1
-            in_last = _inside(last, T, EVEN)
-            raw_next, u_next, dy_next, b_next, c_next, before_next = _walk_loads(
-                dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
-                G, group, N, D, offs_d, offs_n, mask_d & in_last, mask_n & in_last, BD, BN,
-            )  # fmt: skip
-        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back from the entering states
-            j = BT - 1 - j_back
-            i = k * BT + j
-            valid = _inside(i, T, EVEN)
-            m_d, m_n = mask_d & valid, mask_n & valid
-            row = _row(pid_b * T, T, i, REVERSE)
-            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
-                raw, u, dy, b, c, before = raw_next, u_next, dy_next, b_next, c_next, before_next
-                earlier = (j > 0) & _inside(i - 1, T, EVEN)
-                raw_next, u_next, dy_next, b_next, c_next, before_next = _walk_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, _row(pid_b * T, T, i - 1, REVERSE),
-                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN,
-                )  # fmt: skip
-            else:
-                raw, u, dy, b, c, before = _walk_loads(
-                    dt_ptr, u_ptr, b_ptr, c_ptr, scratch, scratch_dy, h_in, row, j, G, group, N, D, offs_d, offs_n,
-                    m_d, m_n, BD, BN,
-                )  # fmt: skip
-            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
-            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
             dh += dy[:, None] * c[None, :]
             decay = tl.exp2(step[:, None] * A2)
             dh_b = tl.sum(dh * b[None, :], axis=1)
@@ -307,9 +288,13 @@ def _selective_bwd_kernel(
             tl.store(du_ptr + row * D + offs_d, du.to(du_ptr.dtype.element_ty), mask=m_d)
             tl.store(ddt_ptr + row * D + offs_d, dstep.to(ddt_ptr.dtype.element_ty), mask=m_d)
             grad_a += carried * step[:, None]
+            grad_skip += dy * u
             grad_bias += dstep
-            tl.store(db_ptr + (row * n_blocks + pid_d) * N + offs_n, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
+            offs_part = (row * n_blocks + pid_d) * N + offs_n
+            tl.store(db_ptr + offs_part, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
+            tl.store(dc_ptr + offs_part, tl.sum(h * dy[:, None], axis=0), mask=m_n)
             dh = decay * dh
+            h = before
         tl.debug_barrier()
     tl.store(dh0_ptr + state, dh, mask=mask_dn)
     tl.store(da_ptr + state, grad_a, mask=mask_dn)
@@ -338,10 +323,12 @@ def launch_config(
     against 76.8 with 8 channels and none; its tiles of 8 steps took 47.0 (16: 54.4, 4: 48.7), whose replayed
     states stay in L2; the prefetch cut the forward that saves nothing 10.8 -> 8.6 ms and slowed the one that saves
     checkpoints 10.0 -> 11.7. Tiles of 8 steps store a float32 checkpoint of ``N / 8`` values per channel and step
-    (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. The backward's ``REPLAY_UNROLL`` and
-    ``WALK_UNROLL`` unroll its two step loops: the replay 2x at N >= 16, so that half its steps do not wait on the
-    prefetched loads through loop-carried copies (session 17: backward 47.4 -> 43.9 ms at LION's size, 4x and 8x
-    57-58); the walk-back rolled (2x spills: slower, benchmarks/NOTES.md).
+    (two bytes a state element) for the backward; 32 steps at 1 < N <= 4. ``REPLAY_UNROLL`` and ``WALK_UNROLL``
+    unroll the backward's two step loops, ``UNROLL`` the forward's: at N >= 16 the replay and the forward that
+    saves nothing 2x, so that half their steps do not wait on the prefetched loads through loop-carried copies
+    (session 17 at LION's size: the backward 47.4 -> 43.9 ms, 4x and 8x 57-58; that forward 8.66 -> 8.36, the
+    checkpointing one with the prefetch and 2x 10.8 -> 12.2); the walk-back rolled (2x spills: slower). The backward
+    takes ``EVEN`` (no masks) from its launch. benchmarks/NOTES.md has every run.
 
     At N = 1 (``single_state``; 0 in an override runs the step loop) the forward and the backward are
     ``single_state.py``'s tile kernels: a checkpoint every ``BT`` = 4 steps, the forward scanning tiles of ``TILE``
@@ -355,7 +342,10 @@ def launch_config(
     prefetch = direction == "bwd" or not saves_states or block_n <= PREFETCH_STATES
     block_t = 8 if block_n >= 16 else 32
     cfg = {"BD": block_d, "BT": block_t, "BN": block_n, "num_warps": warps, "PREFETCH": prefetch}
-    cfg |= {"REPLAY_UNROLL": 2 if block_n >= 16 else 1, "WALK_UNROLL": 1} if direction == "bwd" else {}
+    if direction == "bwd":
+        cfg |= {"REPLAY_UNROLL": 2 if block_n >= 16 else 1, "WALK_UNROLL": 1}
+    else:
+        cfg["UNROLL"] = 2 if direction == "fwd" and not saves_states and block_n >= 16 else 1
     if block_n > 1 or direction == "pieces":
         return cfg
     wide = direction == "bwd" or not saves_states
@@ -470,7 +460,7 @@ def selective_scan_triton_bwd(
 
         launch_single_state(_selective_bwd_single_state_kernel, tensors, steps, flags, cfg)
     else:
-        scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * (cfg["BN"] + 1), dtype=torch.float32)
+        scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], dtype=torch.float32)
         _selective_bwd_kernel[(n_blocks, batch)](
             *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags,
             EVEN=steps % cfg["BT"] == 0 and cfg["BN"] == state_size,
