@@ -177,7 +177,7 @@ def selective_scan_kernels() -> list[KernelSpec]:
         ("fwd pieces, second pass", "pieces", 16, face._selective_fwd_kernel, second),
         ("fwd pieces, first pass N=1", "pieces", 1, face._selective_fwd_kernel, first),
         ("fwd pieces, second pass N=1", "pieces", 1, face._selective_fwd_kernel, second),
-        ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False, "ALL_STATES": True}),
+        ("bwd", "bwd", 16, face._selective_bwd_kernel, {"dht_ptr": None, "HAS_DHT": False, "EVEN": True}),
     ):
         config = face.launch_config(768, 1, state_size, direction, saves_states=extra.get("SAVE_STATES", False))
         constexprs = {key: value for key, value in face.step_loop(config).items() if key != "num_warps"} | flags | extra

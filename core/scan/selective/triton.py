@@ -110,8 +110,8 @@ def _row(start, count, i, REVERSE: tl.constexpr):
 
 @triton.jit
 def _inside(i, T, EVEN: tl.constexpr):
-    """Whether step ``i`` is one of the ``T``: a constant when ``EVEN`` (its tile has no step past ``T``), so
-    nothing that it masks is predicated."""
+    """Whether step ``i`` is one of the ``T``: a constant when ``EVEN`` (the tiles divide ``T``), so nothing that
+    it masks is predicated."""
     inside = i < T
     if EVEN:
         inside = tl.full([], 1, dtype=tl.int1)
@@ -179,106 +179,6 @@ def _selective_fwd_kernel(
         tl.store(dt_sum_ptr + piece * D + channel, dt_sum, mask=in_channel)
 
 
-@triton.jit
-def _backward_tile(
-    k, dh, grad_a, grad_skip, grad_bias, A2, skip, bias, checkpoints, scratch,
-    u_ptr, dt_ptr, b_ptr, c_ptr, z_ptr, dy_ptr, du_ptr, ddt_ptr, dz_ptr, db_ptr, dc_ptr,
-    pid_b, pid_d, n_blocks, T, D, G, N, group, offs_d, offs_n, mask_d, mask_n, mask_dn,
-    BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-    SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr,
-    WALK_UNROLL: tl.constexpr, EVEN: tl.constexpr,
-):  # fmt: skip
-    """Tile ``k`` of the backward: its replay from the checkpoint into the scratch rows, then the walk back, which
-    stores the tile's gradients and returns ``dh`` at its start and the sums over time so far. ``EVEN``: every
-    step of the tile is one of the ``T`` (no step is masked)."""
-    h_in = tl.load(checkpoints + k * D * N, mask=mask_dn, other=0.0)
-    h = h_in
-    if PREFETCH:
-        first = k * BT
-        in_first = _inside(first, T, EVEN)
-        raw_next, u_next, b_next, _, _ = _load_step(
-            dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
-            offs_n, mask_d & in_first, mask_n & in_first, False, False,
-        )  # fmt: skip
-    for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile into the scratch rows
-        i = k * BT + j
-        valid = _inside(i, T, EVEN)
-        if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
-            raw, u, b = raw_next, u_next, b_next
-            later = (j + 1 < BT) & _inside(i + 1, T, EVEN)
-            raw_next, u_next, b_next, _, _ = _load_step(
-                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D, offs_d,
-                offs_n, mask_d & later, mask_n & later, False, False,
-            )  # fmt: skip
-        else:
-            raw, u, b, _, _ = _load_step(
-                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i, REVERSE), G, group, N, D, offs_d,
-                offs_n, mask_d & valid, mask_n & valid, False, False,
-            )  # fmt: skip
-        step = _discretised(raw, bias, mask_d & valid, HAS_BIAS, SOFTPLUS)
-        h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
-        tl.store(scratch + j * BD * BN, h)
-    tl.debug_barrier()
-    h = tl.load(scratch + (BT - 1) * BD * BN)
-    if PREFETCH:
-        last = k * BT + BT - 1
-        in_last = _inside(last, T, EVEN)
-        raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
-            dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
-            G, group, N, D, offs_d, offs_n, mask_d & in_last, mask_n & in_last, BD, BN, HAS_Z,
-        )  # fmt: skip
-    for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back, carrying each entering state
-        j = BT - 1 - j_back
-        i = k * BT + j
-        valid = _inside(i, T, EVEN)
-        m_d, m_n = mask_d & valid, mask_n & valid
-        row = _row(pid_b * T, T, i, REVERSE)
-        if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
-            raw, u, dy, z, b, c, before = raw_next, u_next, dy_next, z_next, b_next, c_next, before_next
-            earlier = (j > 0) & _inside(i - 1, T, EVEN)
-            raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
-                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, i - 1, REVERSE),
-                j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN, HAS_Z,
-            )  # fmt: skip
-        else:
-            raw, u, dy, z, b, c, before = _walk_loads(
-                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d,
-                offs_n, m_d, m_n, BD, BN, HAS_Z,
-            )  # fmt: skip
-        raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
-        step = _discretised(raw, bias, m_d, False, SOFTPLUS)
-        if HAS_Z:
-            gate = tl.sigmoid(z)
-            y = tl.sum(h * c[None, :], axis=1) + skip * u
-            tl.store(
-                dz_ptr + row * D + offs_d,
-                (dy * y * gate * (1.0 + z * (1.0 - gate))).to(dz_ptr.dtype.element_ty),
-                mask=m_d,
-            )
-            dy = dy * z * gate
-        dh += dy[:, None] * c[None, :]
-        decay = tl.exp2(step[:, None] * A2)
-        dh_b = tl.sum(dh * b[None, :], axis=1)
-        du = dh_b * step + skip * dy
-        carried = dh * decay * before  # dh's share through the decay: gives dA and dt's decay term
-        dstep = tl.sum(carried * A2, axis=1) * LN2 + dh_b * u
-        if SOFTPLUS:
-            dstep = dstep * tl.sigmoid(raw)
-        dstep = tl.where(m_d, dstep, 0.0)
-        tl.store(du_ptr + row * D + offs_d, du.to(du_ptr.dtype.element_ty), mask=m_d)
-        tl.store(ddt_ptr + row * D + offs_d, dstep.to(ddt_ptr.dtype.element_ty), mask=m_d)
-        grad_a += carried * step[:, None]
-        grad_skip += dy * u
-        grad_bias += dstep
-        offs_part = (row * n_blocks + pid_d) * N + offs_n
-        tl.store(db_ptr + offs_part, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
-        tl.store(dc_ptr + offs_part, tl.sum(h * dy[:, None], axis=0), mask=m_n)
-        dh = decay * dh
-        h = before
-    tl.debug_barrier()
-    return dh, grad_a, grad_skip, grad_bias
-
-
 @triton.jit(do_not_specialize=["T"])
 def _selective_bwd_kernel(
     u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, bias_ptr, hs_ptr, dy_ptr, dht_ptr,
@@ -286,16 +186,16 @@ def _selective_bwd_kernel(
     T, D, G, N,
     BT: tl.constexpr, BD: tl.constexpr, BN: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
-    PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr, WALK_UNROLL: tl.constexpr, ALL_STATES: tl.constexpr,
+    PREFETCH: tl.constexpr, REPLAY_UNROLL: tl.constexpr, WALK_UNROLL: tl.constexpr, EVEN: tl.constexpr,
 ):  # fmt: skip
     pid_d = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
-    mask_d = tl.full([BD], 1, dtype=tl.int1)  # BD divides D (the launch checks)
-    if ALL_STATES:  # N is BN: no state is masked either
+    if EVEN:  # BT divides T and N is BN (BD always divides D): no load or store needs a mask
+        mask_d = tl.full([BD], 1, dtype=tl.int1)
         mask_n = tl.full([BN], 1, dtype=tl.int1)
-    mask_dn = mask_d[:, None] & mask_n[None, :]
+        mask_dn = mask_d[:, None] & mask_n[None, :]
     A2 = tl.load(a_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32) * LOG2E
     skip = _load_channels(d_ptr, offs_d, mask_d, HAS_D)
     bias = _load_channels(bias_ptr, offs_d, mask_d, HAS_BIAS)
@@ -309,21 +209,93 @@ def _selective_bwd_kernel(
     checkpoints = hs_ptr + pid_b * n_tiles * D * N + (state - pid_b * D * N)
     scratch = scratch_ptr + (pid_b * n_blocks + pid_d) * BT * BD * BN
     scratch += tl.arange(0, BD)[:, None] * BN + offs_n[None, :]
-    whole = T // BT  # tiles with no step past T; a partial last tile is walked first, with its steps masked
-    if whole < n_tiles:
-        dh, grad_a, grad_skip, grad_bias = _backward_tile(
-            n_tiles - 1, dh, grad_a, grad_skip, grad_bias, A2, skip, bias, checkpoints, scratch, u_ptr, dt_ptr, b_ptr,
-            c_ptr, z_ptr, dy_ptr, du_ptr, ddt_ptr, dz_ptr, db_ptr, dc_ptr, pid_b, pid_d, n_blocks, T, D, G, N, group,
-            offs_d, offs_n, mask_d, mask_n, mask_dn, BT, BD, BN, HAS_Z, HAS_BIAS, SOFTPLUS, REVERSE, PREFETCH,
-            REPLAY_UNROLL, WALK_UNROLL, False,
-        )  # fmt: skip
-    for k_back in range(n_tiles - whole, n_tiles):
-        dh, grad_a, grad_skip, grad_bias = _backward_tile(
-            n_tiles - 1 - k_back, dh, grad_a, grad_skip, grad_bias, A2, skip, bias, checkpoints, scratch, u_ptr,
-            dt_ptr, b_ptr, c_ptr, z_ptr, dy_ptr, du_ptr, ddt_ptr, dz_ptr, db_ptr, dc_ptr, pid_b, pid_d, n_blocks, T,
-            D, G, N, group, offs_d, offs_n, mask_d, mask_n, mask_dn, BT, BD, BN, HAS_Z, HAS_BIAS, SOFTPLUS, REVERSE,
-            PREFETCH, REPLAY_UNROLL, WALK_UNROLL, True,
-        )  # fmt: skip
+    for k_back in range(0, n_tiles):
+        k = n_tiles - 1 - k_back
+        h_in = tl.load(checkpoints + k * D * N, mask=mask_dn, other=0.0)
+        h = h_in
+        if PREFETCH:
+            first = k * BT
+            in_first = _inside(first, T, EVEN)
+            raw_next, u_next, b_next, _, _ = _load_step(
+                dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, first, REVERSE), G, group, N, D, offs_d,
+                offs_n, mask_d & in_first, mask_n & in_first, False, False,
+            )  # fmt: skip
+        for j in tl.range(0, BT, loop_unroll_factor=REPLAY_UNROLL):  # replay the tile into the scratch rows
+            i = k * BT + j
+            valid = _inside(i, T, EVEN)
+            if PREFETCH:  # this step's loads were issued during the step before; issue the next step's
+                raw, u, b = raw_next, u_next, b_next
+                later = (j + 1 < BT) & _inside(i + 1, T, EVEN)
+                raw_next, u_next, b_next, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i + 1, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & later, mask_n & later, False, False,
+                )  # fmt: skip
+            else:
+                raw, u, b, _, _ = _load_step(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, z_ptr, _row(pid_b * T, T, i, REVERSE), G, group, N, D, offs_d,
+                    offs_n, mask_d & valid, mask_n & valid, False, False,
+                )  # fmt: skip
+            step = _discretised(raw, bias, mask_d & valid, HAS_BIAS, SOFTPLUS)
+            h = tl.exp2(step[:, None] * A2) * h + (step * u)[:, None] * b[None, :]
+            tl.store(scratch + j * BD * BN, h)
+        tl.debug_barrier()
+        h = tl.load(scratch + (BT - 1) * BD * BN)
+        if PREFETCH:
+            last = k * BT + BT - 1
+            in_last = _inside(last, T, EVEN)
+            raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, last, REVERSE), BT - 1,
+                G, group, N, D, offs_d, offs_n, mask_d & in_last, mask_n & in_last, BD, BN, HAS_Z,
+            )  # fmt: skip
+        for j_back in tl.range(0, BT, loop_unroll_factor=WALK_UNROLL):  # walk them back, carrying each entering state
+            j = BT - 1 - j_back
+            i = k * BT + j
+            valid = _inside(i, T, EVEN)
+            m_d, m_n = mask_d & valid, mask_n & valid
+            row = _row(pid_b * T, T, i, REVERSE)
+            if PREFETCH:  # this step's loads were issued during the step after it; issue the step before's
+                raw, u, dy, z, b, c, before = raw_next, u_next, dy_next, z_next, b_next, c_next, before_next
+                earlier = (j > 0) & _inside(i - 1, T, EVEN)
+                raw_next, u_next, dy_next, z_next, b_next, c_next, before_next = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, _row(pid_b * T, T, i - 1, REVERSE),
+                    j - 1, G, group, N, D, offs_d, offs_n, mask_d & earlier, mask_n & earlier, BD, BN, HAS_Z,
+                )  # fmt: skip
+            else:
+                raw, u, dy, z, b, c, before = _walk_loads(
+                    dt_ptr, u_ptr, b_ptr, c_ptr, dy_ptr, z_ptr, scratch, h_in, row, j, G, group, N, D, offs_d,
+                    offs_n, m_d, m_n, BD, BN, HAS_Z,
+                )  # fmt: skip
+            raw = _discretised(raw, bias, m_d, HAS_BIAS, False)  # plus the bias: softplus's argument
+            step = _discretised(raw, bias, m_d, False, SOFTPLUS)
+            if HAS_Z:
+                gate = tl.sigmoid(z)
+                y = tl.sum(h * c[None, :], axis=1) + skip * u
+                tl.store(
+                    dz_ptr + row * D + offs_d,
+                    (dy * y * gate * (1.0 + z * (1.0 - gate))).to(dz_ptr.dtype.element_ty),
+                    mask=m_d,
+                )
+                dy = dy * z * gate
+            dh += dy[:, None] * c[None, :]
+            decay = tl.exp2(step[:, None] * A2)
+            dh_b = tl.sum(dh * b[None, :], axis=1)
+            du = dh_b * step + skip * dy
+            carried = dh * decay * before  # dh's share through the decay: gives dA and dt's decay term
+            dstep = tl.sum(carried * A2, axis=1) * LN2 + dh_b * u
+            if SOFTPLUS:
+                dstep = dstep * tl.sigmoid(raw)
+            dstep = tl.where(m_d, dstep, 0.0)
+            tl.store(du_ptr + row * D + offs_d, du.to(du_ptr.dtype.element_ty), mask=m_d)
+            tl.store(ddt_ptr + row * D + offs_d, dstep.to(ddt_ptr.dtype.element_ty), mask=m_d)
+            grad_a += carried * step[:, None]
+            grad_skip += dy * u
+            grad_bias += dstep
+            offs_part = (row * n_blocks + pid_d) * N + offs_n
+            tl.store(db_ptr + offs_part, tl.sum(dh * (step * u)[:, None], axis=0), mask=m_n)
+            tl.store(dc_ptr + offs_part, tl.sum(h * dy[:, None], axis=0), mask=m_n)
+            dh = decay * dh
+            h = before
+        tl.debug_barrier()
     tl.store(dh0_ptr + state, dh, mask=mask_dn)
     tl.store(da_ptr + state, grad_a, mask=mask_dn)
     tl.store(dd_ptr + pid_b * D + offs_d, grad_skip, mask=mask_d)
@@ -488,12 +460,10 @@ def selective_scan_triton_bwd(
 
         launch_single_state(_selective_bwd_single_state_kernel, tensors, steps, flags, cfg)
     else:
-        if channels % cfg["BD"]:
-            raise ValueError(f"the backward's blocks of {cfg['BD']} channels must divide the {channels} channels")
         scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], dtype=torch.float32)
         _selective_bwd_kernel[(n_blocks, batch)](
             *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags,
-            ALL_STATES=cfg["BN"] == state_size,
+            EVEN=steps % cfg["BT"] == 0 and cfg["BN"] == state_size,
         )  # fmt: skip
     by_group = (batch, steps, groups, n_blocks // groups, state_size)
     return (
