@@ -324,6 +324,26 @@ def test_time_split_matches_one_pass(monkeypatch, device, sizes, options, revers
     assert relative_error(y, y_ref) < 5e-5 and relative_error(final, final_ref) < 5e-5
 
 
+@pytest.mark.parametrize("steps", [71, 48])
+def test_unrolled_inference_forward(monkeypatch, device, steps):
+    """Without gradients the N = 16 forward walks 2 steps a loop iteration (``UNROLL``) at the real tiles: the
+    reference's output and final state at an odd and an even length."""
+    monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
+    assert triton_face.launch_config(32, 1, 16, "fwd")["UNROLL"] == 2
+    inputs = make_inputs(
+        1, steps, 32, 1, 16, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=3
+    )
+    with torch.no_grad():
+        y, final = selective_scan(
+            **{k: None if v is None else v.to(device) for k, v in inputs.items()}, dt_softplus=True,
+            output_final_state=True,
+        )  # fmt: skip
+    y_ref, final_ref = selective_scan_reference(
+        **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
+    )
+    assert max(relative_error(y, y_ref), relative_error(final, final_ref)) < 5e-5
+
+
 def test_inference_dispatch_cuts_long_narrow_scans(monkeypatch, device):
     """Without gradients, few channels over many steps go through the time split (thresholds lowered here)."""
     from lrnn.core.scan.selective import time_split
