@@ -52,6 +52,7 @@ CASES = list(
             (1, 45, 8, 2, 4),
             (1, 70, 32, 1, 16),
             (1, 48, 32, 1, 16),
+            (1, 64, 8, 2, 4),
         ],
         [(True, True, True), (False, False, False)],
         [False, True],
@@ -64,7 +65,8 @@ CASES = list(
 # and at the long sizes (several time tiles; 40-60 s a case there) only those with every optional input. The
 # backward and the forward without checkpoints load each step a step ahead at every N, the checkpointing forward up
 # to N = 4 (PREFETCH_STATES). D = 32 at N = 16 runs the real tiles (``launch_config``: 32 channels a program, 8
-# steps a tile) and takes seconds a case; T = 48 runs whole tiles only (``EVEN``: the backward's masks constant).
+# steps a tile) and takes seconds a case; T = 48 at N = 16 and T = 64 at N = 4 run whole tiles only (``EVEN``: the
+# backward's masks constant).
 LONG_SIZES = [(2, 63, 12, 4, 16), (1, 130, 5, 1, 1), (1, 45, 8, 2, 4)]
 FACE_CASES = [("torch", *case) for case in CASES] + [
     ("triton", *case)
