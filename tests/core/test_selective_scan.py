@@ -53,6 +53,7 @@ CASES = list(
             (1, 70, 32, 1, 16),
             (1, 48, 32, 1, 16),
             (1, 64, 8, 2, 4),
+            (2, 40, 16, 2, 12),
         ],
         [(True, True, True), (False, False, False)],
         [False, True],
@@ -66,7 +67,7 @@ CASES = list(
 # backward and the forward without checkpoints load each step a step ahead at every N, the checkpointing forward up
 # to N = 4 (PREFETCH_STATES). D = 32 at N = 16 runs the real tiles (``launch_config``: 32 channels a program, 8
 # steps a tile) and takes seconds a case; T = 48 at N = 16 and T = 64 at N = 4 run whole tiles only (``EVEN``: the
-# backward's masks constant).
+# backward's masks constant), N = 12 masks states (16 a tile).
 LONG_SIZES = [(2, 63, 12, 4, 16), (1, 130, 5, 1, 1), (1, 45, 8, 2, 4)]
 FACE_CASES = [("torch", *case) for case in CASES] + [
     ("triton", *case)
