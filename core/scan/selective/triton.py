@@ -192,7 +192,7 @@ def _selective_bwd_kernel(
     pid_b = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
     offs_d, offs_n, mask_d, mask_n, mask_dn, group, state = _channel_block(pid_d, pid_b, D, G, N, BD, BN)
-    if EVEN:  # BT divides T and N is BN (BD always divides D): no load or store needs a mask
+    if EVEN:  # BT divides T, N is BN and BD divides D: no load or store needs a mask
         mask_d = tl.full([BD], 1, dtype=tl.int1)
         mask_n = tl.full([BN], 1, dtype=tl.int1)
         mask_dn = mask_d[:, None] & mask_n[None, :]
@@ -463,7 +463,7 @@ def selective_scan_triton_bwd(
         scratch = u.new_empty(batch * n_blocks * cfg["BT"] * cfg["BD"] * cfg["BN"], dtype=torch.float32)
         _selective_bwd_kernel[(n_blocks, batch)](
             *tensors, scratch, steps, channels, groups, state_size, **step_loop(cfg), **flags,
-            EVEN=steps % cfg["BT"] == 0 and cfg["BN"] == state_size,
+            EVEN=steps % cfg["BT"] == 0 and cfg["BN"] == state_size and channels % cfg["BD"] == 0,
         )  # fmt: skip
     by_group = (batch, steps, groups, n_blocks // groups, state_size)
     return (
