@@ -134,10 +134,16 @@ def test_single_state_wide_blocks(monkeypatch, device):
     assert triton_face.launch_config(256, 4, 1, "fwd")["BD"] == 64
     assert_face_matches_reference(device, (2, 37, 256, 4, 1), (True, True, True), False, True)
     assert_face_matches_reference(device, (1, 40, 128, 1, 1), (True, False, True), True, False)
-    inputs = make_inputs(2, 37, 256, 4, 1, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=5)
+    assert_inference_matches_reference(device, (2, 37, 256, 4, 1), seed=5)
+
+
+def assert_inference_matches_reference(dev, sizes, seed):
+    """Output and final state of ``selective_scan`` without gradients on ``dev``, every optional input given,
+    against the float64 loop."""
+    inputs = make_inputs(*sizes, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=seed)
     with torch.no_grad():
         y, final = selective_scan(
-            **{k: None if v is None else v.to(device) for k, v in inputs.items()}, dt_softplus=True,
+            **{k: None if v is None else v.to(dev) for k, v in inputs.items()}, dt_softplus=True,
             output_final_state=True,
         )  # fmt: skip
     y_ref, final_ref = selective_scan_reference(
@@ -333,18 +339,7 @@ def test_unrolled_inference_forward(monkeypatch, device, steps):
     reference's output and final state at an odd and an even length."""
     monkeypatch.setenv("LRNN_SCAN_BACKEND", "triton")
     assert triton_face.launch_config(32, 1, 16, "fwd")["UNROLL"] == 2
-    inputs = make_inputs(
-        1, steps, 32, 1, 16, skip=True, gate=True, bias=True, with_h0=True, dtype=torch.float32, seed=3
-    )
-    with torch.no_grad():
-        y, final = selective_scan(
-            **{k: None if v is None else v.to(device) for k, v in inputs.items()}, dt_softplus=True,
-            output_final_state=True,
-        )  # fmt: skip
-    y_ref, final_ref = selective_scan_reference(
-        **{k: None if v is None else v.double() for k, v in inputs.items()}, dt_softplus=True, output_final_state=True
-    )
-    assert max(relative_error(y, y_ref), relative_error(final, final_ref)) < 5e-5
+    assert_inference_matches_reference(device, (1, steps, 32, 1, 16), seed=3)
 
 
 def test_inference_dispatch_cuts_long_narrow_scans(monkeypatch, device):
