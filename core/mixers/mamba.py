@@ -130,8 +130,7 @@ class Mamba(Mixer):
         if self.bidirectional and state is not None:
             raise ValueError("a bidirectional mamba mixer runs over whole sequences and takes no state")
         conv_state, ssm_state = self._split_state(state, x.shape[0], x.device)
-        xs, z = self.in_proj(x).chunk(2, dim=-1)
-        z = z.contiguous()  # once for both directions (the scan takes contiguous inputs)
+        xs, z = self._in_projections(x)
         y, new_state = self._branch(xs, z, "", conv_state, ssm_state, reverse=False)
         if not self.bidirectional:
             return self.out_proj(y), new_state
@@ -145,7 +144,7 @@ class Mamba(Mixer):
                              "future); run forward() over the whole sequence")  # fmt: skip
         self.check_input("x_t", x_t, 2)
         conv_state, ssm_state = self._split_state(state, x_t.shape[0], x_t.device)
-        xs, z = self.in_proj(x_t).chunk(2, dim=-1)
+        xs, z = self._in_projections(x_t)
         xs, conv_state = causal_conv1d_step(xs, self.conv1d.weight[:, 0], self.conv1d.bias, "silu", conv_state)
         dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         y, ssm_state = selective_scan_step(
@@ -153,6 +152,13 @@ class Mamba(Mixer):
             self.D.float(), z, dt_bias=self.dt_proj.bias.float(), dt_softplus=True, state=ssm_state,
         )  # fmt: skip
         return self.out_proj(y), (conv_state, ssm_state)
+
+    def _in_projections(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``in_proj`` as two matmuls, one per half of its weight: ``x [B, L, d_model]`` -> ``xs, z [B, L, E]``,
+        each contiguous (the conv and the scan read contiguous inputs; halves of one output would be copied)."""
+        weight, bias = self.in_proj.weight, self.in_proj.bias
+        halves = (None, None) if bias is None else bias.chunk(2)
+        return tuple(F.linear(x, w, b) for w, b in zip(weight.chunk(2), halves, strict=True))
 
     def _branch(self, xs, z, suffix: str, conv_state, ssm_state, reverse: bool):
         """One direction: conv + SiLU, ``x_proj``, ``dt_proj`` and the selective scan gated by ``silu(z)``."""
