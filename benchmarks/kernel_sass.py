@@ -332,18 +332,23 @@ def window_gather_kernels(channels: int = 128, dtype: str = "bf16") -> list[Kern
 
 def layer_norm_kernels(channels: int = 96, dtype: str = "bf16") -> list[KernelSpec]:
     """The LayerNorm forward and backward at ``channels`` (VMamba-T's first stage by default), with both
-    parameters."""
+    parameters, and the RMSNorm forward with a weight (Vim's)."""
     from lrnn.kernels.layer_norm import triton as face
 
     config = face.launch_config(channels)
-    constexprs = {"BM": config["BM"], "BC": config["BC"], "HAS_W": True, "HAS_B": True}
+    constexprs = {"BM": config["BM"], "BC": config["BC"], "HAS_W": True, "HAS_B": True, "RMS": False}
     pointers = {"x_ptr": f"*{dtype}", "dy_ptr": f"*{dtype}", "dx_ptr": f"*{dtype}", "y_ptr": f"*{dtype}",
                 "w_ptr": "*fp32", "b_ptr": "*fp32", "mean_ptr": "*fp32", "rstd_ptr": "*fp32", "dw_ptr": "*fp32",
                 "db_ptr": "*fp32"}  # fmt: skip
     divisible = ("C",) if channels % 16 == 0 else ()
+    rms = constexprs | {"HAS_B": False, "RMS": True}
     return [
-        KernelSpec(f"layer norm {name}", kernel, constexprs, pointers, config["num_warps"], divisible)
-        for name, kernel in (("fwd", face._layer_norm_fwd_kernel), ("bwd", face._layer_norm_bwd_kernel))
+        KernelSpec(name, kernel, flags, pointers, config["num_warps"], divisible)
+        for name, kernel, flags in (
+            ("layer norm fwd", face._layer_norm_fwd_kernel, constexprs),
+            ("layer norm bwd", face._layer_norm_bwd_kernel, constexprs),
+            ("rms norm fwd", face._layer_norm_fwd_kernel, rms),
+        )
     ]
 
 

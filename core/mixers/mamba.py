@@ -149,7 +149,7 @@ class Mamba(Mixer):
         dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         y, ssm_state = selective_scan_step(
             xs, F.linear(dt, self.dt_proj.weight), -torch.exp(self.A_log.float()), B[:, None], C[:, None],
-            self.D.float(), z, dt_bias=self.dt_proj.bias.float(), dt_softplus=True, state=ssm_state,
+            self.D, z, dt_bias=self.dt_proj.bias, dt_softplus=True, state=ssm_state,
         )  # fmt: skip
         return self.out_proj(y), (conv_state, ssm_state)
 
@@ -161,7 +161,9 @@ class Mamba(Mixer):
         return tuple(F.linear(x, w, b) for w, b in zip(weight.chunk(2), halves, strict=True))
 
     def _branch(self, xs, z, suffix: str, conv_state, ssm_state, reverse: bool):
-        """One direction: conv + SiLU, ``x_proj``, ``dt_proj`` and the selective scan gated by ``silu(z)``."""
+        """One direction: conv + SiLU, ``x_proj``, ``dt_proj`` and the selective scan gated by ``silu(z)``. The scan
+        reads ``D`` and ``dt_bias`` in float32 whatever their dtype (no cast kernels for a 16-bit model); ``A`` is
+        formed in float32 here, as ``exp`` of a 16-bit ``A_log`` would round."""
         conv = getattr(self, "conv1d" + suffix)
         x_proj, dt_proj = getattr(self, "x_proj" + suffix), getattr(self, "dt_proj" + suffix)
         A_log, D = getattr(self, "A_b_log" if suffix else "A_log"), getattr(self, "D" + suffix)
@@ -174,9 +176,8 @@ class Mamba(Mixer):
         readins = projection[..., self.dt_rank :].unflatten(-1, (2, self.d_state)).permute(2, 0, 1, 3).contiguous()
         B, C = readins[:, :, :, None]  # [B, L, 1, N] each, contiguous: one copy for both
         y, ssm_state = selective_scan(
-            xs, dt, -torch.exp(A_log.float()), B, C, D.float(), z,
-            dt_bias=dt_proj.bias.float(), dt_softplus=True, initial_state=ssm_state, output_final_state=not reverse,
-            reverse=reverse,
+            xs, dt, -torch.exp(A_log.float()), B, C, D, z, dt_bias=dt_proj.bias, dt_softplus=True,
+            initial_state=ssm_state, output_final_state=not reverse, reverse=reverse,
         )  # fmt: skip
         return y, (None if reverse else (conv_state, ssm_state))
 

@@ -1,5 +1,6 @@
-"""LayerNorm over the last dimension, many rows a Triton program (the norms of VMamba's maps and LION's voxels)."""
+"""LayerNorm and RMSNorm over the last dimension, many rows a Triton program (the norms of VMamba's maps, LION's
+voxels and Vim's tokens)."""
 
-from .norm import LayerNorm, layer_norm
+from .norm import LayerNorm, layer_norm, rms_norm
 
-__all__ = ["LayerNorm", "layer_norm"]
+__all__ = ["LayerNorm", "layer_norm", "rms_norm"]

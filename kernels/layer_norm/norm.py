@@ -1,5 +1,5 @@
-"""The public ``layer_norm`` over the last dimension and its drop-in module ``LayerNorm``: validate once, then
-dispatch to a face."""
+"""The public ``layer_norm`` and ``rms_norm`` over the last dimension and the drop-in module ``LayerNorm``:
+validate once, then dispatch to a face."""
 
 import torch
 import torch.nn.functional as F
@@ -69,12 +69,48 @@ def layer_norm(
     """
     _check_inputs(x, weight, bias)
     channels, out_dtype = x.shape[-1], _output_dtype(x, to_autocast_dtype)
+    if _takes_torch(x, weight, bias):
+        return F.layer_norm(x, (channels,), weight, bias, eps).to(out_dtype)
+    return _triton_face(x, weight, bias, eps, out_dtype, rms=False)
+
+
+def rms_norm(
+    x: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-5, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """RMSNorm over the last dimension: ``x / sqrt(mean(x^2) + eps) * weight`` per row, computed in float32 (float64
+    for float64 input), as mamba-ssm's ``RMSNorm`` that Vim uses.
+
+    Args:
+        x: ``[..., C]``, float32, bfloat16, float16 or float64.
+        weight: ``[C]`` or None.
+        out_dtype: the output's dtype, ``x``'s by default (Vim asks for its weight's).
+
+    Returns:
+        ``y`` of ``x``'s shape in ``out_dtype``; gradients flow to ``x`` and ``weight``.
+
+    Backends as ``layer_norm``'s: the Triton forward on CUDA without gradients (written straight in ``out_dtype``,
+    where ``F.rms_norm`` in float32 needs a cast kernel after it), ``F.rms_norm`` otherwise.
+    """
+    _check_inputs(x, weight, None)
+    out_dtype = x.dtype if out_dtype is None else out_dtype
+    if _takes_torch(x, weight, None):
+        compute = torch.promote_types(x.dtype, torch.float32)
+        weight = None if weight is None else weight.to(compute)
+        return F.rms_norm(x.to(compute), (x.shape[-1],), weight, eps).to(out_dtype)
+    return _triton_face(x, weight, None, eps, out_dtype, rms=True)
+
+
+def _takes_torch(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> bool:
+    """Whether a norm runs on PyTorch: where a gradient is needed (the Triton backward is correct but not yet
+    faster), off CUDA, for float64 and empty inputs, unless ``LRNN_KERNEL_BACKEND`` says otherwise."""
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias))
     cuda_default = "torch" if needs_grad else "triton"
-    if kernel_backend(x.device, cuda_default) == "torch" or x.dtype == torch.float64 or x.numel() == 0:
-        return F.layer_norm(x, (channels,), weight, bias, eps).to(out_dtype)
+    return kernel_backend(x.device, cuda_default) == "torch" or x.dtype == torch.float64 or x.numel() == 0
+
+
+def _triton_face(x, weight, bias, eps: float, out_dtype: torch.dtype, rms: bool) -> torch.Tensor:
     params = [None if t is None else t.contiguous() for t in (weight, bias)]
-    y, _, _ = layer_norm_fwd(x.reshape(-1, channels).contiguous(), *params, float(eps), out_dtype)
+    y, _, _ = layer_norm_fwd(x.reshape(-1, x.shape[-1]).contiguous(), *params, float(eps), out_dtype, rms)
     return y.view(x.shape)
 
 

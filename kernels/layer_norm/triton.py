@@ -8,6 +8,8 @@ that leaves most lanes idle and runs far below the copy bandwidth (VMamba-T at 1
 Forward: ``y = (x - mean) * rstd * w + b`` per row, storing ``mean`` and ``rstd`` ``[M]`` float32 for the backward.
 Backward, with ``x_hat = (x - mean) * rstd`` and ``g = dy * w``:
 ``dx = rstd * (g - mean_c(g) - x_hat * mean_c(g * x_hat))``, ``dw = sum_rows(dy * x_hat)``, ``db = sum_rows(dy)``.
+``RMS`` makes it the RMSNorm (Zhang & Sennrich 2019): ``mean`` is 0 (stored as such), so ``rstd`` is
+``1 / sqrt(mean_c(x^2) + eps)`` and ``dx`` loses its ``mean_c(g)`` term.
 Each backward program walks a strided set of row tiles, so ``dw`` and ``db`` leave as one float32 partial sum per
 program (``[P, C]``, at most ``MAX_PROGRAMS`` of them) that the caller adds up.
 """
@@ -39,11 +41,14 @@ def _tile(pid, M, C, BM: tl.constexpr, BC: tl.constexpr):
 @triton.jit(do_not_specialize=["M"])
 def _layer_norm_fwd_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr, mean_ptr, rstd_ptr, M, C, eps,
-    BM: tl.constexpr, BC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+    BM: tl.constexpr, BC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, RMS: tl.constexpr,
 ):  # fmt: skip
     rows, cols, offs, mask_rows, mask = _tile(tl.program_id(0), M, C, BM, BC)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=1, keep_dims=True) / C
+    if RMS:
+        mean = tl.zeros([BM, 1], dtype=tl.float32)
+    else:
+        mean = tl.sum(x, axis=1, keep_dims=True) / C
     centred = tl.where(mask, x - mean, 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1, keep_dims=True) / C + eps)
     y = centred * rstd
@@ -59,7 +64,7 @@ def _layer_norm_fwd_kernel(
 @triton.jit(do_not_specialize=["M"])
 def _layer_norm_bwd_kernel(
     x_ptr, w_ptr, dy_ptr, mean_ptr, rstd_ptr, dx_ptr, dw_ptr, db_ptr, M, C,
-    BM: tl.constexpr, BC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+    BM: tl.constexpr, BC: tl.constexpr, HAS_W: tl.constexpr, HAS_B: tl.constexpr, RMS: tl.constexpr,
 ):  # fmt: skip
     pid = tl.program_id(0)
     programs = tl.num_programs(0)
@@ -77,7 +82,10 @@ def _layer_norm_bwd_kernel(
         rstd = tl.load(rstd_ptr + rows, mask=mask_rows, other=0.0)
         x_hat = tl.where(mask, (x - mean) * rstd, 0.0)
         g = dy * w
-        mean_g = tl.sum(g, axis=1, keep_dims=True) / C
+        if RMS:
+            mean_g = tl.zeros([BM, 1], dtype=tl.float32)
+        else:
+            mean_g = tl.sum(g, axis=1, keep_dims=True) / C
         mean_gx = tl.sum(g * x_hat, axis=1, keep_dims=True) / C
         dx = rstd * (g - mean_g - x_hat * mean_gx)
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
@@ -93,9 +101,15 @@ def _layer_norm_bwd_kernel(
 
 
 def layer_norm_triton_fwd(
-    x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float, out_dtype: torch.dtype
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+    out_dtype: torch.dtype,
+    rms: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``x [M, C]`` contiguous -> ``(y [M, C]`` in ``out_dtype``, ``mean [M]``, ``rstd [M]`` float32)."""
+    """``x [M, C]`` contiguous -> ``(y [M, C]`` in ``out_dtype``, ``mean [M]``, ``rstd [M]`` float32); ``rms``: the
+    RMSNorm (``mean`` zeros)."""
     rows, channels = x.shape
     y = torch.empty((rows, channels), dtype=out_dtype, device=x.device)
     mean = torch.empty(rows, dtype=torch.float32, device=x.device)
@@ -103,7 +117,7 @@ def layer_norm_triton_fwd(
     cfg = launch_config(channels)
     _layer_norm_fwd_kernel[(triton.cdiv(rows, cfg["BM"]),)](
         x, weight, bias, y, mean, rstd, rows, channels, eps, BM=cfg["BM"], BC=cfg["BC"],
-        HAS_W=weight is not None, HAS_B=bias is not None, num_warps=cfg["num_warps"],
+        HAS_W=weight is not None, HAS_B=bias is not None, RMS=rms, num_warps=cfg["num_warps"],
     )  # fmt: skip
     return y, mean, rstd
 
@@ -115,9 +129,10 @@ def layer_norm_triton_bwd(
     mean: torch.Tensor,
     rstd: torch.Tensor,
     grad_y: torch.Tensor,
+    rms: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Gradients ``(dx`` in ``x``'s dtype, ``dw``, ``db`` in the parameters' dtype or None where absent) from
-    ``grad_y [M, C]`` (contiguous) and the forward's statistics."""
+    ``grad_y [M, C]`` (contiguous) and the forward's statistics (``rms`` as the forward's)."""
     rows, channels = x.shape
     cfg = launch_config(channels)
     programs = max(1, min(triton.cdiv(rows, cfg["BM"]), MAX_PROGRAMS))
@@ -125,7 +140,7 @@ def layer_norm_triton_bwd(
     partials = torch.empty(2, programs, channels, dtype=torch.float32, device=x.device)
     _layer_norm_bwd_kernel[(programs,)](
         x, weight, grad_y, mean, rstd, dx, partials[0], partials[1], rows, channels, BM=cfg["BM"], BC=cfg["BC"],
-        HAS_W=weight is not None, HAS_B=bias is not None, num_warps=cfg["num_warps"],
+        HAS_W=weight is not None, HAS_B=bias is not None, RMS=rms, num_warps=cfg["num_warps"],
     )  # fmt: skip
     dw = None if weight is None else partials[0].sum(0).to(weight.dtype)
     db = None if bias is None else partials[1].sum(0).to(bias.dtype)

@@ -24,7 +24,6 @@ tiny D = 192: 7,148,008 (7M); small D = 384: 25,796,584 (26M); base D = 768: 97,
 import math
 
 import torch
-import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint, checkpoint_seq, generate_default_cfgs, register_model
@@ -32,6 +31,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ...core.mixers import build_mixer
+from ...kernels.layer_norm import rms_norm
 from .checks import check_image
 from .loading import ReportsIncompatibleKeys, unwrap_checkpoint
 
@@ -76,8 +76,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps)
-        return y.to(self.weight.dtype)
+        return rms_norm(x, self.weight, self.eps, out_dtype=self.weight.dtype)
 
 
 class VimBlock(nn.Module):
@@ -93,7 +92,7 @@ class VimBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y, _ = self.mixer(self.norm(x))
-        return x + self.drop_path(y).float()
+        return x + self.drop_path(y)  # float32 + 16-bit promotes to float32 in the add itself (no cast kernel)
 
 
 class VisionMamba(ReportsIncompatibleKeys, nn.Module):
