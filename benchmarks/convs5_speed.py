@@ -6,8 +6,10 @@
    faster than ConvLSTM.
 2. Autoregressive sampling: condition on ``--context`` frames (parallel for ConvS5, a loop for ConvLSTM), then
    generate ``--generate`` frames one at a time with the step form; frames per second of each phase. Generation is
-   timed as ``rollout`` runs it (step weights derived once, ``fixed_step_weights``) and with the weights derived
-   again every frame (``generate_weights_per_frame``), in the same process.
+   timed as ``rollout`` runs it (step weights derived once, ``fixed_step_weights``), with the weights derived
+   again every frame (``generate_weights_per_frame``), and as ``rollout(..., cuda_graph=True)`` runs it
+   (``generate_cuda_graph``: the step captured once and replayed, the capture and its two warm-up steps
+   included), in the same process.
 
 Times are medians of CUDA-event-timed runs after warm-up; ``oom`` marks a case that did not fit. Results go to
 ``benchmarks/results/convs5_speed_<gpu>.json``.
@@ -27,6 +29,7 @@ from pathlib import Path
 import torch
 from lrnn.benchmarks.scan import write_report
 from lrnn.vision.video import ConvLSTMVideo, ConvS5Video
+from lrnn.vision.video.cuda_graph_rollout import generate_with_cuda_graph
 from lrnn.vision.video.losses import next_frame_loss
 
 MODELS = {"convs5": ConvS5Video, "convlstm": ConvLSTMVideo}
@@ -104,13 +107,19 @@ def sampling(model: torch.nn.Module, video: torch.Tensor, context: int, generate
                 for _ in range(generate):
                     frame, carried = model.step(frame, carried)
 
+        def generate_from_graph():
+            with model.fixed_step_weights():
+                generate_with_cuda_graph(model.step, predictions[:, -1], list(states), generate + 1)
+
         rollout = measure(lambda: generate_frames(True), warmup, repeats)
         per_frame = measure(lambda: generate_frames(False), warmup, repeats)
+        graphed = measure(generate_from_graph, warmup, repeats)
     row = {"condition": condition, "generate": rollout, "generate_weights_per_frame": per_frame}
+    row["generate_cuda_graph"] = graphed
     batch = video.shape[0]
     if "ms" in condition:
         condition["frames_per_s"] = round(1e3 * batch * context / condition["ms"], 1)
-    for timed in (rollout, per_frame):
+    for timed in (rollout, per_frame, graphed):
         if "ms" in timed:
             timed["frames_per_s"] = round(1e3 * batch * generate / timed["ms"], 1)
             timed["ms_per_frame"] = round(timed["ms"] / generate, 3)

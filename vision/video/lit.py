@@ -49,6 +49,9 @@ class VideoPredictionModule(ResetMetricsOnEvaluation, L.LightningModule):
         decay_steps: step at which the cosine reaches 0, counting the warm-up; None: the trainer's last step.
         context_frames: frames the evaluation conditions on (100 officially).
         strip_frames: frames per row of the PNG strip.
+        rollout_cuda_graph: on CUDA, roll out from one captured step replayed every frame
+            (``VideoPredictor.rollout(cuda_graph=True)``: the same frames without the host's launches per frame);
+            False generates eagerly.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class VideoPredictionModule(ResetMetricsOnEvaluation, L.LightningModule):
         decay_steps: int | None = None,
         context_frames: int = 100,
         strip_frames: int = 8,
+        rollout_cuda_graph: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(model, VideoPredictor):
@@ -117,7 +121,8 @@ class VideoPredictionModule(ResetMetricsOnEvaluation, L.LightningModule):
             raise ValueError(
                 f"evaluation sequences have {frames.shape[1]} frames, not more than context_frames = {context}"
             )
-        prediction = self.model.rollout(frames[:, :context], frames.shape[1] - context)
+        cuda_graph = self.hparams.rollout_cuda_graph and frames.is_cuda
+        prediction = self.model.rollout(frames[:, :context], frames.shape[1] - context, cuda_graph=cuda_graph)
         truth = frames[:, context:]
         unit = lambda x: (x.clamp(-1, 1).flatten(0, 1) + 1) / 2  # noqa: E731
         for name, metric in self.metrics[split].items():

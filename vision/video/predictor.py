@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .autoencoder import FrameDecoder, FrameEncoder
+from .cuda_graph_rollout import check_capturable, generate_with_cuda_graph
 from .initializers import reset_like_flax
 
 
@@ -89,14 +90,21 @@ class VideoPredictor(nn.Module):
             u, states[i] = layer.step(u, states[i])
         return torch.tanh(self.decoder(u)), states
 
-    def rollout(self, context: torch.Tensor, n_frames: int) -> torch.Tensor:
+    def rollout(self, context: torch.Tensor, n_frames: int, cuda_graph: bool = False) -> torch.Tensor:
         """Condition on ``context [B, Tc, C, S, S]`` in parallel, then generate ``n_frames`` frames one at a time,
-        each fed back as the next input: ``[B, n_frames, C, S, S]``, frames ``Tc .. Tc + n_frames - 1``."""
+        each fed back as the next input: ``[B, n_frames, C, S, S]``, frames ``Tc .. Tc + n_frames - 1``.
+
+        ``cuda_graph=True`` (CUDA, without gradients) captures the step once and replays it for every frame
+        (``generate_with_cuda_graph``): the same frames, without the host's launches per frame."""
         if not isinstance(n_frames, int) or n_frames < 1:
             raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
+        if cuda_graph:
+            check_capturable(context.device)
         predictions, states = self(context)
-        frames = [predictions[:, -1]]
         with self.fixed_step_weights():
+            if cuda_graph:
+                return generate_with_cuda_graph(self.step, predictions[:, -1], states, n_frames)
+            frames = [predictions[:, -1]]
             for _ in range(n_frames - 1):
                 frame, states = self.step(frames[-1], states)
                 frames.append(frame)

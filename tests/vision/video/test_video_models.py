@@ -105,3 +105,27 @@ def test_bad_sizes_are_refused_at_construction():
         ConvLSTMVideo(**{**TINY, "d_model": 6, "num_groups": 4})
     with pytest.raises(ValueError, match="n_layers must be a positive int"):
         ConvLSTMVideo(**{**TINY, "n_layers": 0})
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["convs5", "convlstm"])
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_cuda_graph_rollout_generates_the_eager_frames(kind, dtype):
+    """The captured step replayed frame after frame gives the eager rollout's frames, also under autocast, and
+    leaves the conditioning states untouched; 40 frames, so the replays feed back for many steps."""
+    model, context = tiny(kind).cuda(), frames(steps=3).cuda()
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+        eager = model.rollout(context, 40)
+        graphed = model.rollout(context, 40, cuda_graph=True)
+    assert graphed.shape == eager.shape == (2, 40, 1, 16, 16) and graphed.dtype == eager.dtype
+    tolerance = 1e-5 if dtype is None else 1e-2  # the same kernels in both; bf16's rounding if not
+    torch.testing.assert_close(graphed, eager, atol=tolerance, rtol=tolerance)
+
+
+def test_cuda_graph_rollout_refuses_cpu_tensors_and_gradients():
+    model, context = tiny("convs5"), frames(steps=3)
+    with torch.no_grad(), pytest.raises(ValueError, match="needs CUDA tensors, got them on cpu"):
+        model.rollout(context, 4, cuda_graph=True)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="records no gradients"):
+            model.cuda().rollout(context.cuda(), 4, cuda_graph=True)

@@ -84,3 +84,21 @@ def test_demo_recipe_fits_two_steps_and_writes_the_rollout_strip(tmp_path):
     assert ("test/lpips" in metrics) == alexnet_weights_file().is_file()
     strip = Path(cli.trainer.logger.log_dir) / "rollout_test.png"
     assert strip.is_file() and matplotlib.image.imread(strip).ndim == 3
+
+
+@pytest.mark.gpu
+def test_validation_rolls_out_from_a_cuda_graph_with_the_eager_scores():
+    """Lightning's validation on CUDA (inference mode) with the graphed rollout gives the eager rollout's scores."""
+    import lightning as L
+
+    video = torch.rand(4, 12, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    scores = []
+    for graphed in (True, False):
+        module = tiny_module(context_frames=4, rollout_cuda_graph=graphed)
+        trainer = L.Trainer(
+            accelerator="gpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False
+        )
+        scores.append(trainer.validate(module, torch.utils.data.DataLoader(video, batch_size=2), verbose=False)[0])
+    assert scores[0].keys() == scores[1].keys() and "val/psnr" in scores[0]
+    for name in scores[0]:
+        assert scores[0][name] == pytest.approx(scores[1][name], rel=1e-5), name
