@@ -109,13 +109,17 @@ def sampling(model: torch.nn.Module, video: torch.Tensor, context: int, generate
 
         def generate_from_graph():
             with model.fixed_step_weights():
-                generate_with_cuda_graph(model.step, predictions[:, -1], list(states), generate + 1)
+                generate_with_cuda_graph(model.step, predictions[:, -1], states, generate + 1)
 
         rollout = measure(lambda: generate_frames(True), warmup, repeats)
         per_frame = measure(lambda: generate_frames(False), warmup, repeats)
         graphed = measure(generate_from_graph, warmup, repeats)
-    row = {"condition": condition, "generate": rollout, "generate_weights_per_frame": per_frame}
-    row["generate_cuda_graph"] = graphed
+    row = {
+        "condition": condition,
+        "generate": rollout,
+        "generate_weights_per_frame": per_frame,
+        "generate_cuda_graph": graphed,
+    }
     batch = video.shape[0]
     if "ms" in condition:
         condition["frames_per_s"] = round(1e3 * batch * context / condition["ms"], 1)
